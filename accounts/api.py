@@ -1,0 +1,85 @@
+from django.contrib.auth import get_user_model
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
+from accounts.services import register_user
+from django.conf import settings
+from scores import leaderboard
+
+User = get_user_model()
+
+
+def _token_pair(access: str, refresh: str) -> dict:
+    return {
+        "accessToken": access,
+        "refreshToken": refresh,
+        "tokenType": "Bearer",
+        "expiresIn": settings.ACCESS_TOKEN_LIFETIME_SECONDS,
+    }
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request: Request) -> Response:
+        serializer = RegisterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        user = register_user(**serializer.validated_data)
+        return Response({"userId": str(user.pk), "username": user.username}, status=status.HTTP_201_CREATED)
+
+
+class LoginView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request: Request) -> Response:
+        credentials = LoginSerializer(data=request.data)
+        credentials.is_valid(raise_exception=True)
+        tokens = TokenObtainPairSerializer(data=credentials.validated_data, context={"request": request})
+        tokens.is_valid(raise_exception=True)
+        return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
+
+
+class RefreshView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request: Request) -> Response:
+        body = RefreshTokenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tokens = TokenRefreshSerializer(data={"refresh": body.validated_data["refreshToken"]})
+        try:
+            tokens.is_valid(raise_exception=True)
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
+
+
+class LogoutView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes = []
+
+    def post(self, request: Request) -> Response:
+        body = RefreshTokenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        try:
+            RefreshToken(body.validated_data["refreshToken"]).blacklist()
+        except TokenError as exc:
+            raise InvalidToken(exc.args[0]) from exc
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MeView(APIView):
+    def get(self, request: Request) -> Response:
+        user = User.objects.get(pk=request.user.pk)
+        return Response(
+            {"userId": str(user.pk), "username": user.username, "score": user.score, "rank": leaderboard.rank_of(user)}
+        )

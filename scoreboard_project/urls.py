@@ -1,0 +1,18 @@
+from django.contrib import admin
+from django.urls import include, path, re_path
+
+from scoreboard_project import errors
+from scores import views
+
+urlpatterns = [
+    path("", views.board, name="board"),
+    path("admin/", admin.site.urls),
+    path("api/v1/", include("accounts.urls")),
+    path("api/v1/", include("scores.urls")),
+    # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.
+    re_path(r"^api/", errors.api_not_found),
+]
+
+handler400 = "scoreboard_project.errors.bad_request"
+handler404 = "scoreboard_project.errors.page_not_found"
+handler500 = "scoreboard_project.errors.server_error"

@@ -1,0 +1,104 @@
+from django.contrib.auth import get_user_model
+from rest_framework import status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.exceptions import NotAuthenticated
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scores import leaderboard, services
+from scores.models import Action, ActionType
+from scores.serializers import (
+    ActionSerializer,
+    ActionTypeSerializer,
+    LeaderboardQuerySerializer,
+    StartActionSerializer,
+    UpdateActionSerializer,
+)
+
+User = get_user_model()
+
+
+def _require_own_path(request: Request, user_id: str) -> None:
+    if user_id != "me" and user_id != str(request.user.pk):
+        raise PermissionDenied("You can only act on your own actions.")
+
+
+class ActionTypeListView(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        types = ActionType.objects.filter(is_active=True)
+        return Response({"data": ActionTypeSerializer(types, many=True).data})
+
+
+class NewestFirst(CursorPagination):
+    ordering = ("-started_at", "-id")
+    page_size = 20
+    max_page_size = 100
+    page_size_query_param = "limit"
+
+    def get_paginated_response(self, data: list) -> Response:
+        return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
+
+
+class UserActionsView(APIView):
+    def get(self, request: Request, user_id: str) -> Response:
+        _require_own_path(request, user_id)
+        paginator = NewestFirst()
+        actions = Action.objects.filter(user=request.user).select_related("action_type")
+        page = paginator.paginate_queryset(actions, request, view=self)
+        return paginator.get_paginated_response(ActionSerializer(page, many=True).data)
+
+    def post(self, request: Request, user_id: str) -> Response:
+        _require_own_path(request, user_id)
+        body = StartActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        action = services.start_action(
+            user=request.user,
+            action_type_code=body.validated_data["actionType"],
+            metadata=body.validated_data["metadata"],
+            client_ip=request.META.get("REMOTE_ADDR"),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+        data = ActionSerializer(action).data
+        return Response({key: data[key] for key in ("actionId", "userId", "actionType", "status", "startedAt", "expiresAt")},
+                        status=status.HTTP_201_CREATED)
+
+
+class UserActionView(APIView):
+    def put(self, request: Request, user_id: str, action_id: str) -> Response:
+        _require_own_path(request, user_id)
+        body = UpdateActionSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if body.validated_data["status"] == Action.Status.COMPLETED:
+            action = services.complete_action(user=request.user, action_id=action_id)
+        else:
+            action = services.cancel_action(user=request.user, action_id=action_id)
+        user = User.objects.get(pk=request.user.pk)
+        return Response(
+            {
+                "actionId": str(action.pk),
+                "status": action.status,
+                "pointsAwarded": action.points_awarded,
+                "score": user.score,
+                "rank": leaderboard.rank_of(user),
+                "completedAt": action.completed_at.isoformat() if action.completed_at else None,
+            }
+        )
+
+
+class LeaderboardView(APIView):
+    permission_classes = [AllowAny]
+
+    def get(self, request: Request) -> Response:
+        query = LeaderboardQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        limit = query.validated_data["limit"]
+        if query.validated_data.get("around") == "me":
+            if not request.user.is_authenticated:
+                raise NotAuthenticated()
+            return Response(leaderboard.around(request.user, limit).as_json())
+        return Response(leaderboard.top(limit).as_json())

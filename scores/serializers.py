@@ -1,0 +1,51 @@
+import json
+
+from django.conf import settings
+from rest_framework import serializers
+
+from scores.models import Action, ActionType
+
+
+class ActionTypeSerializer(serializers.ModelSerializer):
+    minDurationSeconds = serializers.IntegerField(source="min_duration_seconds")  # noqa: N815
+    maxDurationSeconds = serializers.IntegerField(source="max_duration_seconds")  # noqa: N815
+
+    class Meta:
+        model = ActionType
+        fields = ["code", "name", "points", "minDurationSeconds", "maxDurationSeconds"]
+
+
+class StartActionSerializer(serializers.Serializer):
+    actionType = serializers.CharField(max_length=64)  # noqa: N815
+    metadata = serializers.DictField(required=False, default=dict)
+
+    def validate_metadata(self, value: dict) -> dict:
+        size = len(json.dumps(value, separators=(",", ":")).encode())
+        if size > settings.ACTION_METADATA_MAX_BYTES:
+            raise serializers.ValidationError(
+                f"metadata is {size} bytes; at most {settings.ACTION_METADATA_MAX_BYTES} are accepted."
+            )
+        return value
+
+
+class UpdateActionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=[Action.Status.COMPLETED.value, Action.Status.CANCELLED.value])
+
+
+class ActionSerializer(serializers.ModelSerializer):
+    actionId = serializers.CharField(source="id")  # noqa: N815
+    userId = serializers.CharField(source="user_id")  # noqa: N815
+    actionType = serializers.CharField(source="action_type.code")  # noqa: N815
+    startedAt = serializers.DateTimeField(source="started_at")  # noqa: N815
+    expiresAt = serializers.DateTimeField(source="expires_at")  # noqa: N815
+    completedAt = serializers.DateTimeField(source="completed_at")  # noqa: N815
+    pointsAwarded = serializers.IntegerField(source="points_awarded")  # noqa: N815
+
+    class Meta:
+        model = Action
+        fields = ["actionId", "userId", "actionType", "status", "startedAt", "expiresAt", "completedAt", "pointsAwarded"]
+
+
+class LeaderboardQuerySerializer(serializers.Serializer):
+    limit = serializers.IntegerField(min_value=1, max_value=settings.LEADERBOARD_MAX_LIMIT, default=10)
+    around = serializers.ChoiceField(choices=["me"], required=False)

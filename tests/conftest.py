@@ -1,0 +1,96 @@
+"""The shared cast (alice, bob, an admin, a quick action type) and the service markers.
+
+Tests marked `postgres` or `redis` run in the pass of `make test` that has those services. Outside CI they skip
+with a message when the service is not configured; with CI=true they fail instead, so CI can never go green
+without them.
+"""
+
+import os
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from scores.models import ActionType
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _uses_postgres() -> bool:
+    return settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql"
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    missing = []
+    if item.get_closest_marker("postgres") and not _uses_postgres():
+        missing.append("PostgreSQL (set DATABASE_URL=postgres://...)")
+    if item.get_closest_marker("redis") and not settings.REDIS_URL:
+        missing.append("Redis (set REDIS_URL=redis://...)")
+    if missing:
+        message = f"needs {' and '.join(missing)}"
+        if IN_CI:
+            pytest.fail(f"CI=true but this test {message}")
+        pytest.skip(message)
+
+
+@pytest.fixture
+def make_user(django_user_model):
+    def make(username: str, **extra) -> object:
+        return django_user_model.objects.create_user(username=username, password="correct-horse-battery", **extra)
+
+    return make
+
+
+@pytest.fixture
+def alice(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def bob(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def admin_user(django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", "correct-horse-battery")
+
+
+@pytest.fixture
+def quick_type(db) -> ActionType:
+    """Worth 10 points, completable at once, expires after an hour."""
+    return ActionType.objects.create(code="quick", name="Quick", points=10, min_duration_seconds=0, max_duration_seconds=3600)
+
+
+@pytest.fixture
+def slow_type(db) -> ActionType:
+    """Worth 50 points, completable only after 60 s."""
+    return ActionType.objects.create(code="slow", name="Slow", points=50, min_duration_seconds=60, max_duration_seconds=600)
+
+
+@pytest.fixture
+def anon() -> APIClient:
+    return APIClient()
+
+
+@pytest.fixture
+def client_for():
+    """An API client carrying a fresh access token for `user`."""
+
+    def make(user: object) -> APIClient:
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def as_alice(client_for, alice) -> APIClient:
+    return client_for(alice)
+
+
+@pytest.fixture
+def as_bob(client_for, bob) -> APIClient:
+    return client_for(bob)
