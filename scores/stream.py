@@ -12,12 +12,14 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 
 from scores import broadcast
 from scoreboard_project.errors import error_body
 from scores.live_auth import Refused, token_from_query, user_for_token, viewer_or_refuse
 
 
+@csrf_exempt  # read-only; exempt so any other method gets the JSON 405 rather than a CSRF page
 async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
     """Stream `leaderboard_update` events: a snapshot (unless Last-Event-ID is current), then every change."""
     if request.method != "GET":
