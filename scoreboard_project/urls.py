@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 
 from scoreboard_project import errors
+from scoreboard_project.metrics import metrics_view
 from scores import views
 
 urlpatterns = [
     path("", views.board, name="board"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
     # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.
