@@ -19,7 +19,7 @@ import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from scores import leaderboard
@@ -66,8 +66,14 @@ def board_message(board: leaderboard.Board) -> BoardMessage:
 
 
 def current_board() -> BoardMessage:
-    """The current top 10 as a message (the snapshot a viewer gets on connect)."""
-    return board_message(leaderboard.top(BOARD_SIZE))
+    """The current top 10 as a message, read from one database snapshot."""
+    # The board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
+    # version, and viewers drop a later, correct board of the same version. One snapshot rules that out.
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return board_message(leaderboard.top(BOARD_SIZE))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return board_message(leaderboard.top(BOARD_SIZE))
 
 
 def rank_message(user: Any, version: int) -> str | None:
