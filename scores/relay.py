@@ -86,7 +86,8 @@ class Relay:
 
 def _newer(event: dict, latest: dict) -> bool:
     # Equal versions with different boards: the later flush read later, so it wins (e.g. a username change).
-    return event["version"] > latest["version"] or (event["version"] == latest["version"] and event["ws"] != latest["ws"])
+    # Compared on the SSE text, which unlike the WebSocket one has no send-time stamp for an empty board.
+    return event["version"] > latest["version"] or (event["version"] == latest["version"] and event["sse"] != latest["sse"])
 
 
 _relays: dict[asyncio.AbstractEventLoop, Relay] = {}
