@@ -28,6 +28,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
 import httpx  # noqa: E402
+import logging  # noqa: E402
 import psycopg  # noqa: E402
 
 from tests.live_servers import Daphne  # noqa: E402
@@ -262,6 +263,7 @@ def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tu
 
 def main() -> None:
     args = parse_args()
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 4 * args.viewers + 1024)), hard))
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
