@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--large", action="store_true", help="5,000 viewers")
-    parser.add_argument("--layer", choices=["core", "pubsub"], default="core")
+    parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
     parser.add_argument("--servers", type=int, default=2, help="daphne processes (viewers spread over them)")
     parser.add_argument("--players", type=int, default=8, help="players completing actions (all in the top 10)")
     parser.add_argument("--rate", type=float, default=20, help="completions per second, all players together")
