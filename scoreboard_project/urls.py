@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from scoreboard_project import errors
+from scoreboard_project import errors, health
 from scores import views
 
 urlpatterns = [
     path("", views.board, name="board"),
     path("admin/", admin.site.urls),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
     # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.
