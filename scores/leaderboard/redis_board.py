@@ -85,7 +85,8 @@ return {rank, offset, slice(KEYS[1], KEYS[4], offset, offset + limit - 1), meta}
 """
 
 # KEYS: names, meta, then per board: zset, users, built, lock, pending.
-# ARGV: uid, username, version, updated, then per board: present (1/0), score, member, expire_at (0 = never).
+# ARGV: uid, username, version, updated, note (1: note the user for a running rebuild; 0: this *is* the rebuild
+# re-applying them), then per board: present (1/0), score, member, expire_at (0 = never).
 RECORD = """
 local uid, version = ARGV[1], tonumber(ARGV[3])
 redis.call('HSET', KEYS[1], uid, ARGV[2])
@@ -94,10 +95,10 @@ if version > tonumber(redis.call('HGET', KEYS[2], 'version') or '0') then
 end
 local applied = 0
 for b = 0, (#KEYS - 2) / 5 - 1 do
-  local k, a = 3 + 5 * b, 5 + 4 * b
+  local k, a = 3 + 5 * b, 6 + 4 * b
   local zset, users, built, lock, pending = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   -- A rebuild is loading this board from an older snapshot: have it re-apply this user after its swap.
-  if redis.call('EXISTS', lock) == 1 then
+  if ARGV[5] == '1' and redis.call('EXISTS', lock) == 1 then
     redis.call('SADD', pending, uid)
     redis.call('EXPIRE', pending, 900)
   end
@@ -265,7 +266,7 @@ def _hex(user_id: Any) -> str:
 # --- writes ----------------------------------------------------------------------------------------------
 
 
-def record(user_id: Any, windows: list[Window]) -> int:
+def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False) -> int:
     """Set the user's entry on each built board to what the database holds now; returns boards changed.
 
     Idempotent: it writes totals read from the database (never adds a delta), and a write older than the one on
@@ -275,6 +276,7 @@ def record(user_id: Any, windows: list[Window]) -> int:
     if row is None or row["version"] is None:
         return 0
     keys, args = [names_key(), meta_key()], [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat()]
+    args.append(0 if by_rebuild else 1)
     now = datetime.now(timezone.utc)
     for index, window in enumerate(windows):
         board = Keys(window)

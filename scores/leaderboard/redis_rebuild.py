@@ -170,7 +170,7 @@ def _drain_pending(window: Window, keys: Keys, slow: Any) -> None:
     # These users changed while the snapshot loaded: write their current totals over the swapped-in board.
     while user_ids := slow.client.spop(keys.pending, BATCH):
         for user_id in user_ids:
-            record(uuid.UUID(user_id), [window])
+            record(uuid.UUID(user_id), [window], by_rebuild=True)
 
 
 # --- drift ---------------------------------------------------------------------------------------------
