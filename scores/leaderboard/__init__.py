@@ -20,7 +20,10 @@ from scores.leaderboard import database, periods, redis_board, redis_rebuild
 from scores.leaderboard.board import Board, Entry
 from scores.leaderboard.periods import ALL_TIME, PERIODS
 
-__all__ = ["ALL_TIME", "PERIODS", "Board", "Entry", "around", "rank_of", "rebuild", "record_score", "redis_status", "top"]
+__all__ = [
+    "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
+    "around", "rank_of", "rebuild", "record_score", "redis_status", "top",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,9 @@ class _RedisHealth:
 
 
 _health = _RedisHealth()
+
+# The all-time order as a User queryset ordering (kept from the single-module board for callers that sort users).
+BOARD_ORDER = ("-score", "score_updated_at", "id")
 
 
 def top(limit: int = 10, period: str = ALL_TIME) -> Board:
@@ -127,10 +133,15 @@ def _ask_redis(window: periods.Window, read: Callable[[], Any]) -> tuple[bool, A
     try:
         return True, read()
     except redis_board.BoardNotBuilt:
+        pass
+    except RedisError as exc:
+        logger.warning("Leaderboard read from Redis failed, answering from the database: %s", exc)
+        _health.failed(exc, missed_write=False)
+        return False, None
+    try:
         # The first reader starts the one rebuild (under its lock); everyone reads the database meanwhile.
         redis_rebuild.rebuild_in_background(window)
     except RedisError as exc:
-        logger.warning("Leaderboard read from Redis failed, answering from the database: %s", exc)
         _health.failed(exc, missed_write=False)
     return False, None
 

@@ -32,6 +32,7 @@ from django.db.models import Max, OuterRef, Subquery, Sum
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from scores.leaderboard import redis_scripts
 from scores.leaderboard.board import Board, Entry
 from scores.leaderboard.periods import Window
 from scores.models import ScoreEvent
@@ -42,93 +43,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TIME_CEILING = 2**64 - 1
 MAX_EXACT_SCORE = 2**53
 _COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
-
-# Lua: decode the user id (hex) from a member, for the username look-up inside the same round trip.
-_LUA_UID = """
-local INV = {['0']='f',['1']='e',['2']='d',['3']='c',['4']='b',['5']='a',['6']='9',['7']='8',
-             ['8']='7',['9']='6',['a']='5',['b']='4',['c']='3',['d']='2',['e']='1',['f']='0'}
-local function slice(zset, names, start, stop)
-  local flat = redis.call('ZREVRANGE', zset, start, stop, 'WITHSCORES')
-  local ids = {}
-  for i = 1, #flat, 2 do ids[#ids + 1] = (string.gsub(string.sub(flat[i], 17), '.', INV)) end
-  local found = {}
-  if #ids > 0 then found = redis.call('HMGET', names, unpack(ids)) end
-  local rows = {}
-  for i = 1, #ids do
-    rows[#rows + 1] = ids[i]; rows[#rows + 1] = found[i] or ''; rows[#rows + 1] = flat[2 * i]
-  end
-  return rows
-end
-"""
-
-# KEYS: zset, built, names, meta. ARGV: start, stop. -> false if the board is not built, else {rows, meta}.
-TOP = _LUA_UID + """
-if redis.call('EXISTS', KEYS[2]) == 0 then return false end
-return {slice(KEYS[1], KEYS[3], tonumber(ARGV[1]), tonumber(ARGV[2])), redis.call('HMGET', KEYS[4], 'version', 'updated')}
-"""
-
-# KEYS: zset, users, built, names, meta. ARGV: uid, limit. -> false if the board is not built, else
-# {rank0 (-1 if the user is not on it), offset, rows of the `limit` users around them (none if limit is 0), meta}.
-AROUND = _LUA_UID + """
-if redis.call('EXISTS', KEYS[3]) == 0 then return false end
-local meta = redis.call('HMGET', KEYS[5], 'version', 'updated')
-local entry = redis.call('HGET', KEYS[2], ARGV[1]) or ':'
-local rank = false
-local member = string.sub(entry, string.find(entry, ':', 1, true) + 1)
-if member ~= '' then rank = redis.call('ZREVRANK', KEYS[1], member) end
-local limit = tonumber(ARGV[2])
-if not rank then return {-1, 0, {}, meta} end
-if limit == 0 then return {rank, 0, {}, meta} end
-local total = redis.call('ZCARD', KEYS[1])
-local offset = math.max(0, math.min(rank - math.floor((limit - 1) / 2), total - limit))
-return {rank, offset, slice(KEYS[1], KEYS[4], offset, offset + limit - 1), meta}
-"""
-
-# KEYS: names, meta, then per board: zset, users, built, lock, pending.
-# ARGV: uid, username, version, updated, note (1: note the user for a running rebuild; 0: this *is* the rebuild
-# re-applying them), then per board: present (1/0), score, member, expire_at (0 = never).
-RECORD = """
-local uid, version = ARGV[1], tonumber(ARGV[3])
-redis.call('HSET', KEYS[1], uid, ARGV[2])
-if version > tonumber(redis.call('HGET', KEYS[2], 'version') or '0') then
-  redis.call('HSET', KEYS[2], 'version', ARGV[3], 'updated', ARGV[4])
-end
-local applied = 0
-for b = 0, (#KEYS - 2) / 5 - 1 do
-  local k, a = 3 + 5 * b, 6 + 4 * b
-  local zset, users, built, lock, pending = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
-  -- A rebuild is loading this board from an older snapshot: have it re-apply this user after its swap.
-  if ARGV[5] == '1' and redis.call('EXISTS', lock) == 1 then
-    redis.call('SADD', pending, uid)
-    redis.call('EXPIRE', pending, 900)
-  end
-  if redis.call('EXISTS', built) == 1 then
-    local old = redis.call('HGET', users, uid)
-    local stale = false
-    if old then
-      local sep = string.find(old, ':', 1, true)
-      if tonumber(string.sub(old, 1, sep - 1)) > version then
-        stale = true
-      elseif sep < #old then
-        redis.call('ZREM', zset, string.sub(old, sep + 1))
-      end
-    end
-    if not stale then
-      if ARGV[a] == '1' then
-        redis.call('ZADD', zset, ARGV[a + 1], ARGV[a + 2])
-        redis.call('HSET', users, uid, ARGV[3] .. ':' .. ARGV[a + 2])
-      else
-        redis.call('HSET', users, uid, ARGV[3] .. ':')
-      end
-      if ARGV[a + 3] ~= '0' then
-        for _, key in ipairs({zset, users, built}) do redis.call('EXPIREAT', key, ARGV[a + 3]) end
-      end
-      applied = applied + 1
-    end
-  end
-end
-return applied
-"""
 
 
 class BoardNotBuilt(Exception):
@@ -147,9 +61,9 @@ class _Connection:
             decode_responses=True,
             max_connections=500,
         )
-        self.top = self.client.register_script(TOP)
-        self.around = self.client.register_script(AROUND)
-        self.record = self.client.register_script(RECORD)
+        self.top = self.client.register_script(redis_scripts.TOP)
+        self.around = self.client.register_script(redis_scripts.AROUND)
+        self.record = self.client.register_script(redis_scripts.RECORD)
 
 
 _connections: dict[tuple[str, float], _Connection] = {}
@@ -197,6 +111,11 @@ def member(reached_at: datetime, user_id: uuid.UUID) -> str:
     """The sorted-set member that orders ties by (reached_at ascending, user id ascending) under ZREVRANGE."""
     micros = (reached_at - EPOCH) // timedelta(microseconds=1)
     return f"{TIME_CEILING - micros:016x}{user_id.hex.translate(_COMPLEMENT)}"
+
+
+def user_id_of(board_member: str) -> uuid.UUID:
+    """The user id a member encodes (the inverse of member() for the id part)."""
+    return uuid.UUID(board_member[16:].translate(_COMPLEMENT))
 
 
 def exact_score(score: int) -> int:
@@ -275,8 +194,8 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False) -> 
     row = _snapshot(user_id, windows)
     if row is None or row["version"] is None:
         return 0
-    keys, args = [names_key(), meta_key()], [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat()]
-    args.append(0 if by_rebuild else 1)
+    keys = [names_key(), meta_key()]
+    args = [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
     now = datetime.now(timezone.utc)
     for index, window in enumerate(windows):
         board = Keys(window)

@@ -13,10 +13,10 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from django.db import close_old_connections, connection as db_connection
+from django.db import connection as db_connection
 from django.db.models import OuterRef, Subquery
 
-from scores.leaderboard import database
+from scores.leaderboard import database, redis_scripts
 from scores.leaderboard.periods import Window
 from scores.leaderboard.redis_board import (
     Keys,
@@ -27,6 +27,7 @@ from scores.leaderboard.redis_board import (
     names_key,
     record,
     stats_key,
+    user_id_of,
 )
 from scores.models import ScoreEvent
 
@@ -35,27 +36,6 @@ logger = logging.getLogger(__name__)
 LOCK_SECONDS = 300
 BATCH = 5000
 REBUILD_TIMEOUT = 60.0
-
-# KEYS: tmp zset, tmp users, zset, users, built, meta. ARGV: built value, expire_at (0 = never), version, updated.
-SWAP = """
-for i = 1, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 2])
-  else redis.call('DEL', KEYS[i + 2]) end
-end
-redis.call('SET', KEYS[5], ARGV[1])
-if ARGV[2] ~= '0' then
-  for i = 3, 5 do redis.call('EXPIREAT', KEYS[i], ARGV[2]) end
-end
-if tonumber(ARGV[3]) > tonumber(redis.call('HGET', KEYS[6], 'version') or '0') then
-  redis.call('HSET', KEYS[6], 'version', ARGV[3], 'updated', ARGV[4])
-end
-return 1
-"""
-
-RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 _running: list[threading.Thread] = []
 
@@ -73,7 +53,9 @@ def rebuild_in_background(window: Window) -> bool:
     token = _acquire(window, wait=0.0)
     if token is None:
         return False
-    thread = threading.Thread(target=_rebuild_in_thread, args=(window, token), name=f"rebuild {window.key}", daemon=True)
+    thread = threading.Thread(
+        target=_rebuild_in_thread, args=(window, token), name=f"rebuild {window.key}", daemon=True
+    )
     _running.append(thread)
     thread.start()
     return True
@@ -120,7 +102,7 @@ def _rebuild_locked(window: Window, token: str) -> int:
         size = _load(window, keys, token, slow)
         expires = window.expires_at(datetime.now(timezone.utc))
         slow.client.eval(
-            SWAP,
+            redis_scripts.SWAP,
             6,
             f"{keys.zset}:tmp:{token}", f"{keys.users}:tmp:{token}", keys.zset, keys.users, keys.built, meta_key(),
             version, int(expires.timestamp()) if expires else 0, version, version_at.isoformat() if version_at else "",
@@ -128,7 +110,7 @@ def _rebuild_locked(window: Window, token: str) -> int:
         _drain_pending(window, keys, slow)
         slow.client.hincrby(stats_key(), f"rebuilds:{window.key}", 1)
     finally:
-        slow.client.eval(RELEASE, 1, keys.lock, token)
+        slow.client.eval(redis_scripts.RELEASE, 1, keys.lock, token)
     logger.info("Rebuilt the %s board: %d users in %.2f s", window.key, size, time.monotonic() - started)
     return size
 
@@ -138,8 +120,9 @@ def _load(window: Window, keys: Keys, token: str, slow: Any) -> int:
     size = 0
     for batch in _batches(_rows_with_versions(window)):
         pipe = slow.client.pipeline(transaction=False)
-        pipe.zadd(tmp_zset, {member(row["reached_at"], row["user_id"]): exact_score(row["score"]) for row in batch})
-        pipe.hset(tmp_users, mapping={row["user_id"].hex: f"{row['version'] or 0}:{member(row['reached_at'], row['user_id'])}" for row in batch})
+        members = [(row, member(row["reached_at"], row["user_id"])) for row in batch]
+        pipe.zadd(tmp_zset, {name: exact_score(row["score"]) for row, name in members})
+        pipe.hset(tmp_users, mapping={row["user_id"].hex: f"{row['version'] or 0}:{name}" for row, name in members})
         pipe.hset(names_key(), mapping={row["user_id"].hex: row["username"] for row in batch})
         # Temporary keys vanish on their own if this rebuild dies before the swap.
         pipe.expire(tmp_zset, LOCK_SECONDS)
@@ -183,14 +166,10 @@ def drift(window: Window) -> list[str] | None:
     if not client.exists(keys.built):
         return None
     in_redis = [
-        (uuid.UUID(_uid_of(name)), int(score)) for name, score in client.zrevrange(keys.zset, 0, -1, withscores=True)
+        (user_id_of(name), int(score)) for name, score in client.zrevrange(keys.zset, 0, -1, withscores=True)
     ]
     in_db = [(row["user_id"], row["score"]) for row in database.ranked_rows(window).order_by(*database.BOARD_ORDER)]
     return _differences(in_redis, in_db)
-
-
-def _uid_of(name: str) -> str:
-    return name[16:].translate(str.maketrans("0123456789abcdef", "fedcba9876543210"))
 
 
 def _differences(in_redis: list[tuple[uuid.UUID, int]], in_db: list[tuple[uuid.UUID, int]]) -> list[str]:
