@@ -11,14 +11,13 @@ complemented UUID (0<->f, 1<->e, ...) makes the smaller user id come first. Both
 byte order is numeric order, and the database's UUID order (PostgreSQL compares the 16 bytes, SQLite the 32 hex
 characters) is the hex order too.
 
-Per board, a hash maps user id -> "version:member" so a user's old member can be found and removed, and a write
+Per board, a hash maps user id -> "version:member username" so a user's old member can be found and removed, a
+read gets the usernames of the rows it returns in the same round trip (no SQL on the read path), and a write
 carrying an older version (a retried or reordered update) is ignored. The version is the id of the user's newest
 ledger row, which only grows for a user because their row lock orders their changes. A `built` marker says the
 board is complete: writes never create a board (a missing one is rebuilt from the database), reads of a board
 without the marker answer "not here" and the caller falls back to the database.
-
-Usernames live in one hash (user id -> username) so a read is one round trip with no SQL; it is refreshed by
-every score change of that user and by every rebuild.
+A username there is refreshed by every score change of that user and by every rebuild.
 """
 
 import uuid
@@ -95,10 +94,6 @@ def prefix() -> str:
     return settings.LEADERBOARD_KEY_PREFIX
 
 
-def names_key() -> str:
-    return f"{prefix()}:names"
-
-
 def meta_key() -> str:
     return f"{prefix()}:meta"
 
@@ -132,7 +127,7 @@ def top(window: Window, limit: int) -> Board:
     """The first `limit` users. Raises BoardNotBuilt, RedisError."""
     keys = Keys(window)
     conn = connection()
-    found = conn.top(keys=[keys.zset, keys.built, names_key(), meta_key()], args=[0, limit - 1])
+    found = conn.top(keys=[keys.zset, keys.built, keys.users, meta_key()], args=[0, limit - 1])
     if found is None:
         raise BoardNotBuilt(window.key)
     rows, meta = found
@@ -155,7 +150,7 @@ def around(window: Window, user_id: Any, limit: int) -> Board:
 def _around(window: Window, user_id: Any, limit: int) -> list:
     keys = Keys(window)
     found = connection().around(
-        keys=[keys.zset, keys.users, keys.built, names_key(), meta_key()], args=[_hex(user_id), limit]
+        keys=[keys.zset, keys.users, keys.built, meta_key()], args=[_hex(user_id), limit]
     )
     if found is None:
         raise BoardNotBuilt(window.key)
@@ -194,7 +189,7 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False) -> 
     row = _snapshot(user_id, windows)
     if row is None or row["version"] is None:
         return 0
-    keys = [names_key(), meta_key()]
+    keys = [meta_key()]
     args = [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
     now = datetime.now(timezone.utc)
     for index, window in enumerate(windows):

@@ -24,7 +24,6 @@ from scores.leaderboard.redis_board import (
     exact_score,
     member,
     meta_key,
-    names_key,
     record,
     stats_key,
     user_id_of,
@@ -122,8 +121,10 @@ def _load(window: Window, keys: Keys, token: str, slow: Any) -> int:
         pipe = slow.client.pipeline(transaction=False)
         members = [(row, member(row["reached_at"], row["user_id"])) for row in batch]
         pipe.zadd(tmp_zset, {name: exact_score(row["score"]) for row, name in members})
-        pipe.hset(tmp_users, mapping={row["user_id"].hex: f"{row['version'] or 0}:{name}" for row, name in members})
-        pipe.hset(names_key(), mapping={row["user_id"].hex: row["username"] for row in batch})
+        pipe.hset(
+            tmp_users,
+            mapping={row["user_id"].hex: f"{row['version'] or 0}:{name}{row['username']}" for row, name in members},
+        )
         # Temporary keys vanish on their own if this rebuild dies before the swap.
         pipe.expire(tmp_zset, LOCK_SECONDS)
         pipe.expire(tmp_users, LOCK_SECONDS)
