@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scoreboard_project import errors
 from scores import views
@@ -9,6 +10,9 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
+    path("api/v1/", include("integrations.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.
     re_path(r"^api/", errors.api_not_found),
 ]
