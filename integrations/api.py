@@ -44,7 +44,8 @@ class AwardScoreView(APIView):
         if not key or len(key) > IDEMPOTENCY_KEY_MAX_LENGTH or not key.isprintable():
             raise MissingIdempotencyKey()
         fingerprint = idempotency.request_hash(method=request.method, path=request.path, body=request._request.body)
-        claim = idempotency.begin(client=request.auth, key=key, fingerprint=fingerprint)
+        signature = request.META.get("HTTP_X_SIGNATURE", "") if request.auth.requires_signature else ""
+        claim = idempotency.begin(client=request.auth, key=key, fingerprint=fingerprint, signature=signature)
         if isinstance(claim, idempotency.Replay):
             return Response(claim.body, status=claim.status, headers={"Idempotent-Replayed": "true"})
         try:

@@ -18,6 +18,12 @@ class IdempotencyKeyReused(ScoreboardError):
     message = "This Idempotency-Key was already used with a different request body."
 
 
+class SignatureReused(ScoreboardError):
+    http_status = 401
+    code = "signature_reused"
+    message = "This signed request was already sent under another Idempotency-Key: a replay."
+
+
 class IdempotencyInFlight(ScoreboardError):
     http_status = 409
     code = "idempotency_in_flight"
@@ -34,21 +40,26 @@ def request_hash(*, method: str, path: str, body: bytes) -> str:
     return hashlib.sha256(method.encode() + b" " + path.encode() + b"\n" + body).hexdigest()
 
 
-def begin(*, client: ApiClient, key: str, fingerprint: str) -> IdempotencyRecord | Replay:
+def begin(*, client: ApiClient, key: str, fingerprint: str, signature: str = "") -> IdempotencyRecord | Replay:
     """Claim `key` for this request, or answer with the stored response of its first use.
 
-    Raises IdempotencyKeyReused (another body) and IdempotencyInFlight (the first use is still running).
+    Raises IdempotencyKeyReused (another body), IdempotencyInFlight (the first use is still running) and
+    SignatureReused (a signed request seen before under another key).
     """
     now = timezone.now()
     try:
         with transaction.atomic():
-            return IdempotencyRecord.objects.create(client=client, key=key, request_hash=fingerprint, created_at=now)
+            return IdempotencyRecord.objects.create(
+                client=client, key=key, request_hash=fingerprint, signature=signature, created_at=now
+            )
     except IntegrityError:
-        pass  # the key is known: decide below, on the locked row
+        pass  # the key (or the signature) is known: decide below, on the locked row
     with transaction.atomic():
         record = IdempotencyRecord.objects.select_for_update().filter(client=client, key=key).first()
-        if record is None:  # purged between our two statements
-            raise IdempotencyInFlight()
+        if record is None:
+            if signature and IdempotencyRecord.objects.filter(client=client, signature=signature).exists():
+                raise SignatureReused()
+            raise IdempotencyInFlight()  # purged between our two statements: the client retries
         if record.created_at < now - timedelta(hours=settings.IDEMPOTENCY_KEY_TTL_HOURS):
             return _restart(record, fingerprint=fingerprint, now=now)
         if record.request_hash != fingerprint:

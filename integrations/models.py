@@ -4,6 +4,7 @@ import hashlib
 import secrets
 
 from django.db import models
+from django.db.models import Q
 
 KEY_PREFIX = "sbk_"
 
@@ -63,13 +64,20 @@ class IdempotencyRecord(models.Model):
     client = models.ForeignKey(ApiClient, on_delete=models.CASCADE, related_name="idempotency_records")
     key = models.CharField(max_length=255)
     request_hash = models.CharField(max_length=64)
+    # A signed request's X-Signature: unique per client, so a captured request cannot be replayed under a new key.
+    signature = models.CharField(max_length=80, blank=True, default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.IN_FLIGHT)
     response_status = models.PositiveSmallIntegerField(null=True, blank=True)
     response_body = models.JSONField(null=True, blank=True)
     created_at = models.DateTimeField()
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["client", "key"], name="idempotency_one_record_per_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["client", "key"], name="idempotency_one_record_per_key"),
+            models.UniqueConstraint(
+                fields=["client", "signature"], condition=~Q(signature=""), name="idempotency_one_use_per_signature"
+            ),
+        ]
         indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
 
     def __str__(self) -> str:

@@ -2,6 +2,7 @@
 
 import logging
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
@@ -42,6 +43,8 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
         return response
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("payload_too_large", "The request body is too large."), status=413)
     if isinstance(exc, Ratelimited):
         # django-ratelimit's own decorator raises a PermissionDenied subclass; a limit is a 429, not a 403.
         response = Response(error_body("rate_limited", "Too many requests; try again later."), status=429)

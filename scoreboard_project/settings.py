@@ -218,7 +218,7 @@ REST_FRAMEWORK = {
         "accounts.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["scoreboard_project.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "scoreboard_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
@@ -252,6 +252,9 @@ SIMPLE_JWT = {
 }
 
 ACTION_METADATA_MAX_BYTES = env_int("ACTION_METADATA_MAX_BYTES", 2048, minimum=2)
+ACTION_METADATA_MAX_DEPTH = env_int("ACTION_METADATA_MAX_DEPTH", 5, minimum=1)
+# Request bodies above this are refused with 413 before parsing (API bodies are a few hundred bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
 LEADERBOARD_MAX_LIMIT = 100
 
 # --- Static files, i18n, security -------------------------------------------------------------------

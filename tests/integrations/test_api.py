@@ -323,3 +323,18 @@ def test_award_rate_limit_per_client(settings, make_api_client, alice, quick_typ
     assert response.status_code == 429 and response["Retry-After"]
     alice.refresh_from_db()
     assert alice.score == 20
+
+
+def test_captured_signed_request_cannot_be_replayed_under_a_new_key(make_api_client, alice, quick_type):
+    _, raw_key, secret = make_api_client(signed=True)
+    raw = json.dumps({"userId": str(alice.pk), "actionType": "quick"}).encode()
+    headers = _signed_headers(secret, raw)
+    assert _post(raw_key, raw, key="original", extra=headers).status_code == 200
+    replay = _post(raw_key, raw, key="original", extra=headers)
+    assert (replay.status_code, replay["Idempotent-Replayed"]) == (200, "true")
+
+    attack = _post(raw_key, raw, key="fresh-key", extra=headers)
+    assert attack.status_code == 401
+    assert attack.json()["error"]["code"] == "signature_reused"
+    alice.refresh_from_db()
+    assert alice.score == 10
