@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -11,7 +12,6 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.authentication import refuse_if_banned
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
 from accounts.services import register_user
-from django.conf import settings
 from scoreboard_project.ratelimits import by_ip, rate_limit
 from scores import leaderboard
 
@@ -27,9 +27,17 @@ def _token_pair(access: str, refresh: str) -> dict:
     }
 
 
-class RegisterView(APIView):
+class CredentialView(APIView):
+    """Takes credentials in the body, so ignores the Authorization header, but still answers 401 (not 403)."""
+
     permission_classes = [AllowAny]
     authentication_classes = []
+
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class RegisterView(CredentialView):
 
     @rate_limit("auth.register", rate_setting="RATE_LIMIT_REGISTER", key=by_ip)
     def post(self, request: Request) -> Response:
@@ -39,18 +47,8 @@ class RegisterView(APIView):
         return Response({"userId": str(user.pk), "username": user.username}, status=status.HTTP_201_CREATED)
 
 
-class CredentialsInBodyView(APIView):
-    """A view taking a password or a token in its body: bad ones are a 401, which DRF would turn into a 403 for
-    a view without authentication classes unless it names an authentication scheme."""
+class LoginView(CredentialView):
 
-    permission_classes = [AllowAny]
-    authentication_classes = []
-
-    def get_authenticate_header(self, request: Request) -> str:
-        return 'Bearer realm="api"'
-
-
-class LoginView(CredentialsInBodyView):
     @rate_limit("auth.login", rate_setting="RATE_LIMIT_LOGIN", key=by_ip)
     def post(self, request: Request) -> Response:
         credentials = LoginSerializer(data=request.data)
@@ -62,7 +60,8 @@ class LoginView(CredentialsInBodyView):
         return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
 
 
-class RefreshView(CredentialsInBodyView):
+class RefreshView(CredentialView):
+
     def post(self, request: Request) -> Response:
         body = RefreshTokenSerializer(data=request.data)
         body.is_valid(raise_exception=True)
@@ -74,7 +73,8 @@ class RefreshView(CredentialsInBodyView):
         return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
 
 
-class LogoutView(CredentialsInBodyView):
+class LogoutView(CredentialView):
+
     def post(self, request: Request) -> Response:
         body = RefreshTokenSerializer(data=request.data)
         body.is_valid(raise_exception=True)

@@ -3,11 +3,13 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scoreboard_project import errors
+from scoreboard_project.metrics import metrics_view
 from scores import views
 
 urlpatterns = [
     path("", views.board, name="board"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
     path("api/v1/", include("integrations.urls")),

@@ -97,6 +97,12 @@ def as_bob(client_for, bob) -> APIClient:
 
 
 @pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_rate_limit_counters(settings) -> None:
     """Every test counts rate limits and live connections under its own key prefix (in LocMem or Redis alike),
     so one test's logins never throttle the next; old keys expire on their own."""
