@@ -132,6 +132,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers on the embedded default: a DEFERRED transaction that reads and then writes fails at once
+    # with "database is locked" (500) when another holds the write lock; IMMEDIATE takes the lock up front and
+    # waits up to `timeout` seconds for it instead. Found by the schemathesis run (issue 5).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 

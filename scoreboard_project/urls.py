@@ -2,7 +2,7 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from scoreboard_project import errors
+from scoreboard_project import errors, openapi  # noqa: F401 - openapi registers the schema's view annotations
 from scoreboard_project.metrics import metrics_view
 from scores import views
 

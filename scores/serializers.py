@@ -62,7 +62,7 @@ class ActionSerializer(serializers.ModelSerializer):
     actionType = serializers.CharField(source="action_type.code")  # noqa: N815
     startedAt = serializers.DateTimeField(source="started_at")  # noqa: N815
     expiresAt = serializers.DateTimeField(source="expires_at")  # noqa: N815
-    completedAt = serializers.DateTimeField(source="completed_at")  # noqa: N815
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)  # noqa: N815
     pointsAwarded = serializers.IntegerField(source="points_awarded")  # noqa: N815
 
     class Meta:
