@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Max, Sum
+from django.db.models import F, Max, Sum
 
 from scores.exceptions import DailyCapReached, TooManyOpenActions
 from scores.models import Action, ActionType, MultiplierEvent, ScoreEvent, SuspicionFlag
@@ -49,10 +49,14 @@ def multiplier_for(*, action_type: ActionType, now: datetime) -> Decimal:
     return best if best is not None else Decimal(1)
 
 
-def flag_if_suspicious(*, action: Action, now: datetime) -> None:
-    """Flag the action's user for staff review if a suspicion rule fires; never refuses or changes a score."""
+def flag_if_suspicious(*, action: Action, now: datetime, check_pace: bool = True) -> None:
+    """Flag the action's user for staff review if a suspicion rule fires; never refuses or changes a score.
+
+    `check_pace=False` for awards by trusted game servers, which have no client-side duration to judge.
+    """
     _flag_points_in_window(user_id=action.user_id, now=now)
-    _flag_min_duration_streak(user_id=action.user_id, now=now)
+    if check_pace:
+        _flag_min_duration_streak(user_id=action.user_id, now=now)
 
 
 def _flag_points_in_window(*, user_id: Any, now: datetime) -> None:
@@ -77,6 +81,7 @@ def _flag_min_duration_streak(*, user_id: Any, now: datetime) -> None:
     margin = timedelta(seconds=settings.SUSPICION_MIN_DURATION_MARGIN_SECONDS)
     latest = list(
         Action.objects.filter(user_id=user_id, status=Action.Status.COMPLETED, action_type__min_duration_seconds__gt=0)
+        .exclude(completed_at=F("started_at"))  # server awards, paid at once: no player pace to judge
         .select_related("action_type")
         .order_by("-completed_at")[:streak]
     )

@@ -108,7 +108,7 @@ def award_action_points(*, user_id: uuid.UUID | str, action_type_code: str, sour
         anticheat.ensure_under_daily_cap(user_id=user.pk, action_type=action_type, now=now)
         action = Action.objects.create(user=user, action_type=action_type, started_at=now, metadata=source)
         _pay(action, now)
-        anticheat.flag_if_suspicious(action=action, now=now)
+        anticheat.flag_if_suspicious(action=action, now=now, check_pace=False)
         return action
 
 

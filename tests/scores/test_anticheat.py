@@ -220,3 +220,11 @@ def test_flags_are_listed_and_filtered_in_the_admin(client, admin_user, alice, s
     assert response.status_code == 200
     assert b"alice" in response.content
     assert client.get("/admin/scores/suspicionflag/", {"reason__exact": "min_duration_streak"}).content.count(b"alice") == 0
+
+
+def test_server_awards_count_towards_points_but_not_pace(settings, alice, slow_type):
+    settings.SUSPICION_MIN_DURATION_STREAK = 2
+    settings.SUSPICION_WINDOW_POINTS = 120
+    for _ in range(3):
+        services.award_action_points(user_id=alice.pk, action_type_code="slow", source={"source": "api"})
+    assert list(SuspicionFlag.objects.values_list("reason", flat=True)) == ["points_in_window"]
