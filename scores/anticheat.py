@@ -14,15 +14,13 @@ from scores.models import Action, ActionType, MultiplierEvent, ScoreEvent, Suspi
 
 
 def ensure_room_for_another_action(*, user_id: Any, now: datetime) -> None:
-    """Raise TooManyOpenActions if the user already has MAX_OPEN_ACTIONS_PER_USER started actions.
+    """Raise TooManyOpenActions if the user already has MAX_OPEN_ACTIONS_PER_USER started, unexpired actions.
 
-    Overdue started actions are marked expired first, so an abandoned action never blocks a player for good.
+    Overdue actions are not counted (so an abandoned action never blocks a player) but not written either: taking
+    their row locks here, under the user's lock, would invert the action-then-user lock order of complete_action.
     """
-    open_actions = list(Action.objects.filter(user_id=user_id, status=Action.Status.STARTED).select_related("action_type"))
-    overdue = [action.pk for action in open_actions if now > action.expires_at]
-    if overdue:
-        Action.objects.filter(pk__in=overdue, status=Action.Status.STARTED).update(status=Action.Status.EXPIRED)
-    still_open = len(open_actions) - len(overdue)
+    started = Action.objects.filter(user_id=user_id, status=Action.Status.STARTED).select_related("action_type")
+    still_open = sum(1 for action in started if now <= action.expires_at)
     if still_open >= settings.MAX_OPEN_ACTIONS_PER_USER:
         raise TooManyOpenActions(limit=settings.MAX_OPEN_ACTIONS_PER_USER, open=still_open)
 

@@ -42,8 +42,9 @@ def test_overdue_actions_do_not_block_new_ones(alice, quick_type):
     for _ in range(3):
         services.start_action(user=alice, action_type_code="quick")
     Action.objects.update(started_at=timezone.now() - timedelta(hours=2))
-    services.start_action(user=alice, action_type_code="quick")
-    assert Action.objects.filter(user=alice, status="expired").count() == 3
+    fresh = services.start_action(user=alice, action_type_code="quick")
+    assert fresh.status == "started"
+    assert Action.objects.filter(user=alice).count() == 4
 
 
 def test_open_action_limit_is_configurable(settings, alice, quick_type):
@@ -228,3 +229,41 @@ def test_server_awards_count_towards_points_but_not_pace(settings, alice, slow_t
     for _ in range(3):
         services.award_action_points(user_id=alice.pk, action_type_code="slow", source={"source": "api"})
     assert list(SuspicionFlag.objects.values_list("reason", flat=True)) == ["points_in_window"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_starts_and_completions_of_one_user_never_deadlock(settings, alice, quick_type):
+    settings.MAX_OPEN_ACTIONS_PER_USER = 50
+    settings.SUSPICION_WINDOW_POINTS = 0
+    ActionType.objects.filter(pk=quick_type.pk).update(daily_cap=8)
+    pending = [services.start_action(user=alice, action_type_code="quick").pk for _ in range(10)]
+    unexpected: list[BaseException] = []
+    started: list[int] = []
+    barrier = threading.Barrier(20)
+
+    def work(index: int) -> None:
+        try:
+            barrier.wait()
+            if index % 2:
+                services.start_action(user=alice, action_type_code="quick")
+                started.append(index)
+            else:
+                services.complete_action(user=alice, action_id=pending[index // 2])
+        except DailyCapReached:
+            pass
+        except BaseException as exc:  # noqa: BLE001 - a deadlock or any other error fails the test below
+            unexpected.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=work, args=(index,)) for index in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert unexpected == []
+    alice.refresh_from_db()
+    assert alice.score == 80  # the daily cap held under concurrency: 8 of 10 completions paid
+    assert Action.objects.filter(user=alice).count() == 10 + len(started)
+    assert find_problems() == []
