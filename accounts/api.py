@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from rest_framework import status
 from rest_framework.permissions import AllowAny
@@ -8,9 +9,10 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.authentication import refuse_if_banned
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
 from accounts.services import register_user
-from django.conf import settings
+from scoreboard_project.ratelimits import by_ip, rate_limit
 from scores import leaderboard
 
 User = get_user_model()
@@ -25,10 +27,19 @@ def _token_pair(access: str, refresh: str) -> dict:
     }
 
 
-class RegisterView(APIView):
+class CredentialView(APIView):
+    """Takes credentials in the body, so ignores the Authorization header, but still answers 401 (not 403)."""
+
     permission_classes = [AllowAny]
     authentication_classes = []
 
+    def get_authenticate_header(self, request: Request) -> str:
+        return 'Bearer realm="api"'
+
+
+class RegisterView(CredentialView):
+
+    @rate_limit("auth.register", rate_setting="RATE_LIMIT_REGISTER", key=by_ip)
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -36,21 +47,20 @@ class RegisterView(APIView):
         return Response({"userId": str(user.pk), "username": user.username}, status=status.HTTP_201_CREATED)
 
 
-class LoginView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
+class LoginView(CredentialView):
 
+    @rate_limit("auth.login", rate_setting="RATE_LIMIT_LOGIN", key=by_ip)
     def post(self, request: Request) -> Response:
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         tokens = TokenObtainPairSerializer(data=credentials.validated_data, context={"request": request})
         tokens.is_valid(raise_exception=True)
+        # Only after the password checked out, so the ban is not revealed to someone guessing passwords.
+        refuse_if_banned(tokens.user)
         return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
 
 
-class RefreshView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
+class RefreshView(CredentialView):
 
     def post(self, request: Request) -> Response:
         body = RefreshTokenSerializer(data=request.data)
@@ -63,9 +73,7 @@ class RefreshView(APIView):
         return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
 
 
-class LogoutView(APIView):
-    permission_classes = [AllowAny]
-    authentication_classes = []
+class LogoutView(CredentialView):
 
     def post(self, request: Request) -> Response:
         body = RefreshTokenSerializer(data=request.data)

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Callable
 
 from django.conf import settings
+from django.utils import timezone
 from redis.exceptions import RedisError
 
 from scores.leaderboard import database, periods, redis_board, redis_rebuild
@@ -22,7 +23,7 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
-    "around", "rank_of", "rebuild", "record_score", "redis_status", "top",
+    "around", "rank_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
 ]
 
 logger = logging.getLogger(__name__)
@@ -75,20 +76,33 @@ def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:
     return board if answered else database.around(window, user.pk, limit)
 
 
-def record_score(*, user_id: Any, score: int, reached_at: datetime) -> None:
+def record_score(*, user_id: Any, score: int, reached_at: datetime | None) -> None:
     """Apply a committed score change to the boards it belongs to (write-through, after commit). Never raises.
 
     The database board reads the tables, so only Redis has work to do. A Redis failure is logged and remembered:
     the completion that called this has committed and must succeed; the boards are rebuilt when Redis answers.
     """
+    _write_through(user_id, periods.all_containing(reached_at or timezone.now()))
+
+
+def remove_user(*, user_id: Any) -> None:
+    """Take a (banned) user off the current boards, after commit. Never raises.
+
+    The database backend filters banned users out. On Redis the user's entries are rewritten from the database,
+    which now says "banned": they become tombstones that an older write cannot bring back.
+    """
+    _write_through(user_id, [periods.current(period) for period in PERIODS])
+
+
+def _write_through(user_id: Any, windows: list[periods.Window]) -> None:
     if not _uses_redis():
         return
     if not _redis_available():
         _health.missed_writes = True
         return
     try:
-        redis_board.record(user_id, periods.all_containing(reached_at))
-    except Exception as exc:  # noqa: BLE001 - the score is committed; the board is repaired by a rebuild
+        redis_board.record(user_id, windows)
+    except Exception as exc:  # noqa: BLE001 - the change is committed; the board is repaired by a rebuild
         logger.warning("Leaderboard write to Redis failed for user %s (boards will be rebuilt): %s", user_id, exc)
         _health.failed(exc, missed_write=True)
 

@@ -2,7 +2,7 @@
 
 All-time reads the users table (score, score_updated_at, id) through its partial index. A period board sums the
 user's ledger rows inside the window; "reached that score" is then the user's latest ledger row in the window.
-Users appear once they have scored (in the window).
+Users appear once they have scored (in the window); banned users never appear (and have no rank).
 """
 
 from datetime import datetime
@@ -53,11 +53,11 @@ def around(window: Window, user_id: Any, limit: int) -> Board:
 def ranked_rows(window: Window) -> QuerySet:
     """One row per user on the board: user_id, username, score, reached_at (also what a Redis rebuild loads)."""
     if window.is_all_time:
-        return User.objects.filter(score_updated_at__isnull=False).values(
+        return User.objects.filter(score_updated_at__isnull=False, is_banned=False).values(
             user_id=F("id"), reached_at=F("score_updated_at")
         ).values("user_id", "username", "score", "reached_at")
     return (
-        ScoreEvent.objects.filter(created_at__gte=window.start, created_at__lt=window.end)
+        ScoreEvent.objects.filter(created_at__gte=window.start, created_at__lt=window.end, user__is_banned=False)
         .order_by()
         .values("user_id")
         .annotate(username=F("user__username"), score=Sum("delta"), reached_at=Max("created_at"))

@@ -196,7 +196,7 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False) -> 
         board = Keys(window)
         keys += [board.zset, board.users, board.built, board.lock, board.pending]
         score, reached_at = row[f"score_{index}"], row[f"reached_{index}"]
-        present = reached_at is not None
+        present = reached_at is not None and not row["is_banned"]
         expires = window.expires_at(now)
         args += [
             1 if present else 0,
@@ -223,7 +223,7 @@ def _snapshot(user_id: Any, windows: list[Window]) -> dict | None:
         annotations[f"reached_{index}"] = Subquery(inside.annotate(last=Max("created_at")).values("last"))
     row = (
         User.objects.filter(pk=user_id)
-        .values("id", "username", "score", "score_updated_at")
+        .values("id", "username", "score", "score_updated_at", "is_banned")
         .annotate(**annotations)
         .first()
     )

@@ -126,3 +126,14 @@ def test_iso_week_and_utc_day_windows():
     assert periods.containing("weekly", monday).start == monday
     # The first ISO week of 2027 starts on Monday 4 January; 1-3 January belong to 2026-W53.
     assert periods.containing("weekly", datetime(2027, 1, 3, tzinfo=timezone.utc)).key == "weekly:2026-W53"
+
+
+def test_banned_players_leave_every_period_board(anon, alice, bob, quick_type):
+    from accounts.services import ban_user
+
+    _complete(alice, times=2)
+    _complete(bob)
+    ban_user(user_id=alice.pk)
+    for period in leaderboard.PERIODS:
+        assert _names(anon.get(f"/api/v1/leaderboard?period={period}").json()) == [("bob", 10)]
+        assert leaderboard.rank_of(alice, period=period) is None

@@ -188,3 +188,22 @@ def test_period_boards_expire_on_their_own_and_all_time_does_not(alice, quick_ty
     all_time = redis_board.Keys(periods.current("all-time"))
     assert client.ttl(all_time.zset) == -1
     assert now > 0
+
+
+def test_a_ban_takes_the_player_off_the_redis_boards_and_an_unban_brings_them_back(alice, bob, quick_type):
+    from accounts.services import ban_user, unban_user
+
+    leaderboard.rebuild()
+    _complete(alice, times=2)
+    _complete(bob)
+    ban_user(user_id=alice.pk)
+    for period in leaderboard.PERIODS:
+        window = periods.current(period)
+        assert [e.username for e in redis_board.top(window, 10).entries] == ["bob"]
+        assert redis_board.rank_of(window, alice.pk) is None
+        assert redis_rebuild.drift(window) == []
+    unban_user(user_id=alice.pk)
+    for period in leaderboard.PERIODS:
+        window = periods.current(period)
+        assert [e.username for e in redis_board.top(window, 10).entries] == ["alice", "bob"]
+        assert redis_rebuild.drift(window) == []

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('scores', '0001_initial'),
+        ('scores', '0002_abuse_resistance'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
