@@ -75,8 +75,8 @@ def load_users(count: int) -> float:
         cursor.execute(
             """
             INSERT INTO accounts_user (id, password, is_superuser, username, first_name, last_name, email,
-                                       is_staff, is_active, date_joined, score, score_updated_at)
-            SELECT gen_random_uuid(), '!', false, 'user' || i, '', '', '', false, true, now(),
+                                       is_staff, is_active, date_joined, is_banned, score, score_updated_at)
+            SELECT gen_random_uuid(), '!', false, 'user' || i, '', '', '', false, true, now(), false,
                    (random() * 1000)::bigint, now() - random() * interval '6 days'
             FROM generate_series(1, %s) AS i
             """,
@@ -84,8 +84,8 @@ def load_users(count: int) -> float:
         )
         cursor.execute(
             """
-            INSERT INTO scores_scoreevent (user_id, action_id, delta, resulting_total, reason, created_at)
-            SELECT id, NULL, score, score, 'action_completed', score_updated_at FROM accounts_user
+            INSERT INTO scores_scoreevent (user_id, action_id, delta, resulting_total, reason, multiplier, created_at)
+            SELECT id, NULL, score, score, 'action_completed', 1, score_updated_at FROM accounts_user
             """
         )
         cursor.execute("ANALYZE accounts_user")
