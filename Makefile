@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://127.0.0.1:5432/postgres
 TEST_DATABASE_NAME ?= test_scoreboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test test-embedded test-services venv clean
+.PHONY: run test test-embedded test-services test-schema venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# schemathesis registers a pytest plugin, so it gets a venv of its own (issue 5).
+SCHEMA_VENV := .venv-schema
+$(SCHEMA_VENV)/.installed: requirements-schema.txt
+	test -x $(SCHEMA_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMA_VENV)
+	$(SCHEMA_VENV)/bin/pip install --quiet --upgrade pip
+	$(SCHEMA_VENV)/bin/pip install --quiet -r requirements-schema.txt
+	touch $@
+
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -29,7 +37,7 @@ run: venv
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
-test: venv test-embedded test-services
+test: venv test-embedded test-services test-schema
 
 # Pass 1: the embedded default, exactly as `make run` uses it. Service-bound tests run in pass 2.
 test-embedded: venv
@@ -45,5 +53,9 @@ test-services: venv
 			$(BIN)/python -m pytest -q; \
 	fi
 
+# Pass 3: schemathesis fuzzes every operation of /api/schema/ on a live daphne: no 500, no response off the schema.
+test-schema: venv $(SCHEMA_VENV)/.installed
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.schema_run --schemathesis $(SCHEMA_VENV)/bin/schemathesis
+
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles
+	rm -rf $(VENV) $(SCHEMA_VENV) db.sqlite3 staticfiles

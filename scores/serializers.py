@@ -3,6 +3,7 @@ import json
 from django.conf import settings
 from rest_framework import serializers
 
+from scores import leaderboard
 from scores.models import Action, ActionType
 
 
@@ -29,12 +30,27 @@ class StartActionSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:
+        if _depth(value) > settings.ACTION_METADATA_MAX_DEPTH:
+            raise serializers.ValidationError(
+                f"metadata may nest at most {settings.ACTION_METADATA_MAX_DEPTH} levels deep."
+            )
         size = len(json.dumps(value, separators=(",", ":")).encode())
         if size > settings.ACTION_METADATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"metadata is {size} bytes; at most {settings.ACTION_METADATA_MAX_BYTES} are accepted."
             )
         return value
+
+
+def _depth(value: object) -> int:
+    # Iterative, so a hostile document cannot exhaust the stack here either.
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class UpdateActionSerializer(serializers.Serializer):
@@ -47,7 +63,7 @@ class ActionSerializer(serializers.ModelSerializer):
     actionType = serializers.CharField(source="action_type.code")  # noqa: N815
     startedAt = serializers.DateTimeField(source="started_at")  # noqa: N815
     expiresAt = serializers.DateTimeField(source="expires_at")  # noqa: N815
-    completedAt = serializers.DateTimeField(source="completed_at")  # noqa: N815
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)  # noqa: N815
     pointsAwarded = serializers.IntegerField(source="points_awarded")  # noqa: N815
 
     class Meta:
@@ -58,3 +74,4 @@ class ActionSerializer(serializers.ModelSerializer):
 class LeaderboardQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=settings.LEADERBOARD_MAX_LIMIT, default=10)
     around = serializers.ChoiceField(choices=["me"], required=False)
+    period = serializers.ChoiceField(choices=list(leaderboard.PERIODS), default=leaderboard.ALL_TIME)

@@ -96,6 +96,55 @@ def as_bob(client_for, bob) -> APIClient:
     return client_for(bob)
 
 
+def _is_transactional(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return any(name in request.fixturenames for name in ("transactional_db", "live_server"))
+
+
+@pytest.fixture(autouse=True)
+def leaderboard_store(request: pytest.FixtureRequest, settings):
+    """Each test starts with empty Redis boards and a process that has seen no Redis outage.
+
+    Only transactional tests use the Redis board: Django's TestCase-style tests never commit, so the
+    write-through (on_commit) never runs and a rebuild (on its own connection) would not see their rows. They
+    read the database backend, which is exact for uncommitted rows too.
+    """
+    from scores import leaderboard
+    from scores.leaderboard import redis_rebuild
+
+    leaderboard._health.reset()
+    if settings.LEADERBOARD_BACKEND != "redis":
+        yield
+        return
+    transactional = _is_transactional(request)
+    if transactional:
+        # Requested here so that this fixture's teardown (joining rebuild threads) runs before the flush.
+        request.getfixturevalue("transactional_db")
+    else:
+        settings.LEADERBOARD_BACKEND = "database"
+    url, prefix = settings.LEADERBOARD_REDIS_URL, settings.LEADERBOARD_KEY_PREFIX
+    _clear_leaderboard_keys(url, prefix)
+    yield
+    redis_rebuild.wait_for_background_rebuilds()
+    _clear_leaderboard_keys(url, prefix)
+    leaderboard._health.reset()
+
+
+def _clear_leaderboard_keys(url: str, prefix: str) -> None:
+    # Only this project's leaderboard keys in the test Redis database: never FLUSHDB a shared server.
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.
@@ -109,3 +158,29 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, t
     database = settings.DATABASES["default"]
     if database["ENGINE"] == "django.db.backends.sqlite3":
         database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counters(settings) -> None:
+    """Every test counts rate limits and live connections under its own key prefix (in LocMem or Redis alike),
+    so one test's logins never throttle the next; old keys expire on their own."""
+    import uuid
+
+    run = uuid.uuid4().hex[:12]
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{run}:"
+    settings.CONNECTION_LIMIT_KEY_PREFIX = f"conn:{run}:"
+
+
+@pytest.fixture
+def make_api_client(db):
+    """An ApiClient with the award scope; returns (client, raw key, signing secret or None)."""
+    from integrations.models import ApiClient
+
+    def make(name: str = "game-server", *, signed: bool = False, active: bool = True, scopes: list | None = None):
+        client = ApiClient(name=name, is_active=active, scopes=[ApiClient.SCOPE_AWARD] if scopes is None else scopes)
+        raw_key = client.set_new_key()
+        secret = client.set_new_signing_secret() if signed else None
+        client.save()
+        return client, raw_key, secret
+
+    return make

@@ -11,7 +11,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import F
 from django.utils import timezone
 
-from scores import broadcast, relay, services
+from scores import broadcast, leaderboard, relay, services
 from scores.models import ScoreEvent
 from tests.scores.test_consumers import connect, receive
 
@@ -67,6 +67,7 @@ def _change_without_broadcast(user) -> None:
     now = timezone.now()
     User.objects.filter(pk=user.pk).update(score=F("score") + 10, score_updated_at=now)
     ScoreEvent.objects.create(user=user, delta=10, resulting_total=10, reason="action_completed", created_at=now)
+    leaderboard.record_score(user_id=user.pk, score=10, reached_at=now)  # the board store (Redis or database)
 
 
 @pytest.mark.asyncio
