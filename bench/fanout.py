@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+BENCH_PREFIX = "scoreboard-bench"
 sys.path.insert(0, str(BASE_DIR))
 
 import httpx  # noqa: E402
@@ -283,14 +284,23 @@ def main() -> None:
     if not os.environ.get("DATABASE_URL", "").startswith("postgres") or not os.environ.get("REDIS_URL"):
         sys.exit("Set DATABASE_URL (PostgreSQL, a throw-away database) and REDIS_URL.")
     os.environ["SECRET_KEY"] = base64.b64encode(os.urandom(48)).decode()  # shared: the servers check our tokens
+    # Our own Redis key prefix (boards, coalescing, counters, layer), emptied first: the database is new too.
+    os.environ["REDIS_KEY_PREFIX"] = BENCH_PREFIX
+    forget_redis_keys()
     recreate_database(os.environ["DATABASE_URL"])
     tokens = prepare(args.players)
+    try:
+        asyncio.run(run(args, tokens))
+    finally:
+        forget_redis_keys()
+
+
+def forget_redis_keys() -> None:
     import redis
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter("scoreboard:live:*"):
+    for key in client.scan_iter(f"{BENCH_PREFIX}:*", count=1000):
         client.delete(key)
-    asyncio.run(run(args, tokens))
 
 
 if __name__ == "__main__":
