@@ -213,3 +213,27 @@ async def test_burst_of_50_completions_arrives_as_far_fewer_messages_ending_on_t
         assert versions == sorted(set(versions))
     assert ws.messages[-1][1]["payload"] == final["data"] and ws.messages[-1][1]["version"] == final["version"]
     assert sse.events[-1][1]["data"] == final["data"] and sse.events[-1][1]["version"] == final["version"]
+
+
+async def test_idle_socket_gets_a_heartbeat_ping_from_the_server(django_db_setup):
+    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
+           "LIVE_ALLOW_ANONYMOUS": "true"}
+    server = Daphne(env, extra_args=("--ping-interval", "1"))  # daphne's default is every 20 s
+    try:
+        server.wait_ready()
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET /ws/scoreboard HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        assert (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)).startswith(b"HTTP/1.1 101")
+        opcodes = []
+        while 0x9 not in opcodes:  # a raw client, so the ping is seen rather than answered behind our back
+            head = await asyncio.wait_for(reader.readexactly(2), 5)
+            length = head[1] & 0x7F
+            if length == 126:
+                length = int.from_bytes(await reader.readexactly(2), "big")
+            await reader.readexactly(length)
+            opcodes.append(head[0] & 0x0F)
+        assert opcodes[0] == 0x1  # the snapshot, then the ping
+        writer.close()
+    finally:
+        server.stop()
