@@ -1,11 +1,16 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
+from accounts import views as account_views
 from scoreboard_project import errors
 from scores import views
 
 urlpatterns = [
     path("", views.board, name="board"),
+    path("play", views.play, name="play"),
+    path("login", account_views.SignInView.as_view(), name="login"),
+    path("register", account_views.register, name="register"),
+    path("logout", account_views.SignOutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
