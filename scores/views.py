@@ -1,6 +1,7 @@
 """The HTML pages: the live board and the play panel. Both read through scores.leaderboard; writes go via the API."""
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -8,6 +9,8 @@ from django.views.decorators.csrf import ensure_csrf_cookie
 
 from scores import leaderboard
 from scores.models import ActionType
+
+User = get_user_model()
 
 BOARD_SIZE = 10
 WEBSOCKET_PATH = "/ws/scoreboard"
@@ -32,7 +35,7 @@ def play(request: HttpRequest) -> HttpResponse:
     """The play panel: the catalogue, and the signed-in user's score; play.js drives the JSON API with the session."""
     context = {
         "action_types": ActionType.objects.filter(is_active=True).order_by("points", "code"),
-        "score": type(request.user).objects.values_list("score", flat=True).get(pk=request.user.pk),
+        "score": User.objects.values_list("score", flat=True).get(pk=request.user.pk),
         "rank": leaderboard.rank_of(request.user),
     }
     return render(request, "scores/play.html", context)
@@ -44,7 +47,7 @@ def _own_standing(request: HttpRequest, top: leaderboard.Board) -> dict | None:
     me_id = str(request.user.pk)
     in_top = any(entry.user_id == me_id for entry in top.entries)
     rank = None if in_top else leaderboard.rank_of(request.user)
-    score = type(request.user).objects.values_list("score", flat=True).get(pk=request.user.pk)
+    score = User.objects.values_list("score", flat=True).get(pk=request.user.pk)
     return {"in_top": in_top, "rank": rank, "score": score}
 
 
