@@ -53,4 +53,4 @@ def _own_standing(request: HttpRequest, top: leaderboard.Board) -> dict | None:
 
 def _anonymous_live_allowed() -> bool:
     # The WebSocket refuses anonymous viewers unless the live-push setting allows public boards.
-    return bool(getattr(settings, "WS_ALLOW_ANONYMOUS", False))
+    return bool(getattr(settings, "LIVE_ALLOW_ANONYMOUS", False))
