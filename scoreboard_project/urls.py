@@ -3,6 +3,7 @@ from django.urls import include, path, re_path
 
 from accounts import views as account_views
 from scoreboard_project import errors
+from scoreboard_project.metrics import metrics_view
 from scores import views
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("register", account_views.register, name="register"),
     path("logout", account_views.SignOutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
     # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.

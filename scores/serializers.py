@@ -6,6 +6,15 @@ from rest_framework import serializers
 from scores.models import Action, ActionType
 
 
+class StrictCharField(serializers.CharField):
+    """A string field that refuses numbers and booleans instead of coercing them."""
+
+    def to_internal_value(self, data: object) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ActionTypeSerializer(serializers.ModelSerializer):
     minDurationSeconds = serializers.IntegerField(source="min_duration_seconds")  # noqa: N815
     maxDurationSeconds = serializers.IntegerField(source="max_duration_seconds")  # noqa: N815
@@ -16,7 +25,7 @@ class ActionTypeSerializer(serializers.ModelSerializer):
 
 
 class StartActionSerializer(serializers.Serializer):
-    actionType = serializers.CharField(max_length=64)  # noqa: N815
+    actionType = StrictCharField(max_length=64)  # noqa: N815
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:

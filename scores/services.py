@@ -11,7 +11,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from scores import leaderboard
+from scores import broadcast, leaderboard
 from scores.exceptions import ActionNotFound, ActionNotStarted, ActionTooFast, NotYourAction, UnknownActionType
 from scores.models import Action, ActionType, ScoreEvent
 
@@ -111,3 +111,4 @@ def _change_score(*, user_id: Any, delta: int, action: Action | None, reason: st
 
 def _after_score_change(*, user_id: Any, score: int, reached_at: datetime) -> None:
     leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
+    broadcast.score_changed(user_id=user_id)

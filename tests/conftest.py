@@ -94,3 +94,9 @@ def as_alice(client_for, alice) -> APIClient:
 @pytest.fixture
 def as_bob(client_for, bob) -> APIClient:
     return client_for(bob)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -44,11 +44,6 @@ def test_board_renders_top_ten_in_order_without_javascript(make_user, quick_type
     assert '<th scope="col">Rank</th>' in html
 
 
-def test_board_with_nobody_scored_says_so():
-    html = Client().get("/").content.decode()
-    assert "Nobody has scored yet." in html
-
-
 def test_board_highlights_signed_in_users_row(alice, bob, quick_type):
     _play(alice, times=2)
     _play(bob)
@@ -145,3 +140,19 @@ def test_static_files_are_served_by_whitenoise_when_debug_is_off(tmp_path):
         assert response.status_code == 200
         assert "max-age=315360000" in response["Cache-Control"]
         assert b"LiveSocket" in b"".join(response.streaming_content)
+
+
+# From the foundation tests (main).
+def test_board_page_renders_top_ten_without_javascript(client, make_user, quick_type):
+    player = make_user("<script>alert(1)</script>")
+    action = services.start_action(user=player, action_type_code="quick")
+    services.complete_action(user=player, action_id=action.pk)
+    response = client.get("/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "<script>alert(1)" not in page
+    assert 'aria-live="polite"' in page
+
+
+def test_board_page_when_nobody_scored(client):
+    assert "Nobody has scored yet." in client.get("/").content.decode()

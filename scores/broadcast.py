@@ -1,0 +1,260 @@
+"""Live push: the one place that talks to the channel layer from sync code.
+
+A committed score change calls `score_changed`. Changes are coalesced for LIVE_COALESCE_MS; then one flush reads
+the top 10 once, builds its WebSocket and SSE texts once, sends them to BOARD_GROUP if the top 10 differs from the
+last board sent, and sends a rank_update to each user whose score or top-10 rank changed. With REDIS_URL the
+window is shared by every process through a Redis lock, so a change is broadcast once, not once per process.
+"""
+
+import asyncio
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connections
+from django.utils import timezone
+
+from scores import leaderboard
+
+logger = logging.getLogger(__name__)
+User = get_user_model()
+
+BOARD_GROUP = "scoreboard.board"
+BOARD_EVENT = "board.update"
+RANK_EVENT = "rank.update"
+BOARD_SIZE = 10
+_LOCK_GRACE_MS = 1000
+_DELIVERY_TIMEOUT_SECONDS = 10
+
+
+def user_group(user_id: Any) -> str:
+    """The group of one user's sockets, for rank_update."""
+    return f"scoreboard.user.{str(user_id).replace('-', '')}"
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class BoardMessage:
+    version: int
+    entries_json: str
+    ws: str
+    sse: str
+
+    def as_event(self) -> dict:
+        return {"type": BOARD_EVENT, "version": self.version, "ws": self.ws, "sse": self.sse}
+
+
+def board_message(board: leaderboard.Board) -> BoardMessage:
+    """The board as the WebSocket and SSE texts every viewer receives, built once."""
+    entries = [entry.as_json() for entry in board.entries]
+    entries_json = _dumps(entries)
+    stamp = (board.last_updated or timezone.now()).isoformat()
+    ws = _dumps({"type": "top_scores_update", "payload": entries, "timestamp": stamp, "version": board.version})
+    sse = f"event: leaderboard_update\nid: {board.version}\ndata: {_dumps(board.as_json())}\n\n"
+    return BoardMessage(board.version, entries_json, ws, sse)
+
+
+def current_board() -> BoardMessage:
+    """The current top 10 as a message (the snapshot a viewer gets on connect)."""
+    return board_message(leaderboard.top(BOARD_SIZE))
+
+
+def rank_message(user: Any, version: int) -> str | None:
+    """The rank_update text for `user`, or None if they have not scored."""
+    rank = leaderboard.rank_of(user)
+    if rank is None:
+        return None
+    return _dumps({"type": "rank_update", "score": user.score, "rank": rank, "version": version})
+
+
+def score_changed(*, user_id: Any) -> None:
+    """Note a committed score change; the board and ranks go out after the coalescing window. Never raises."""
+    try:
+        if _window().note(str(user_id)):
+            _flusher.schedule(settings.LIVE_COALESCE_MS / 1000)
+    except Exception:  # noqa: BLE001 - a broken push must never fail the write that triggered it
+        logger.exception("Could not schedule a live broadcast")
+
+
+def reset() -> None:
+    """Forget the pending changes and the last board sent (tests; after restoring a database)."""
+    window = _window()
+    window.drain()
+    window.forget_last()
+
+
+def serve_from_this_loop() -> None:
+    """Called by consumers and SSE views: this process's viewers live in the running event loop.
+
+    The in-memory channel layer is not thread-safe, so its group_send must run in the viewers' loop.
+    """
+    global _viewer_loop
+    _viewer_loop = asyncio.get_running_loop()
+
+
+# --- The coalescing window ------------------------------------------------------------------------------------
+
+
+class _LocalWindow:
+    """One process (the embedded default): pending users and the last board sent, under a thread lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: set[str] = set()
+        self._open = False
+        self._last: str | None = None
+
+    def note(self, user_id: str) -> bool:
+        with self._lock:
+            self._pending.add(user_id)
+            opened, self._open = not self._open, True
+            return opened
+
+    def drain(self) -> set[str]:
+        with self._lock:
+            pending, self._pending, self._open = self._pending, set(), False
+            return pending
+
+    def forget_last(self) -> None:
+        self._last = None
+
+    def swap_last(self, entries_json: str) -> str | None:
+        with self._lock:
+            previous, self._last = self._last, entries_json
+            return previous
+
+
+class _RedisWindow:
+    """Every process sharing REDIS_URL: the first change in a window takes a lock and that process flushes."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
+        self._lock_key, self._pending_key, self._last_key = (f"{prefix}:{name}" for name in ("lock", "pending", "last"))
+
+    def note(self, user_id: str) -> bool:
+        pipe = self._redis.pipeline(transaction=False)
+        pipe.sadd(self._pending_key, user_id)
+        pipe.set(self._lock_key, "1", nx=True, px=settings.LIVE_COALESCE_MS + _LOCK_GRACE_MS)
+        return bool(pipe.execute()[1])
+
+    def drain(self) -> set[str]:
+        # Releasing the lock and taking the pending set in one transaction: a change noted after this opens a
+        # new window (and flush); one noted before it is in the set, and its commit is visible to our read.
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.delete(self._lock_key)
+        pipe.smembers(self._pending_key)
+        pipe.delete(self._pending_key)
+        return {member.decode() for member in pipe.execute()[1]}
+
+    def forget_last(self) -> None:
+        self._redis.delete(self._last_key)
+
+    def swap_last(self, entries_json: str) -> str | None:
+        previous = self._redis.set(self._last_key, entries_json, get=True)
+        return previous.decode() if previous is not None else None
+
+
+_windows: dict[str, Any] = {}
+
+
+def _window() -> Any:
+    url = settings.REDIS_URL
+    if url not in _windows:
+        _windows[url] = _RedisWindow(url, settings.LIVE_REDIS_PREFIX) if url else _LocalWindow()
+    return _windows[url]
+
+
+# --- The flush --------------------------------------------------------------------------------------------------
+
+
+def flush() -> None:
+    """Send the board (if the top 10 changed) and the rank of every user noted since the last flush."""
+    window = _window()
+    user_ids = window.drain()
+    message = current_board()
+    previous = window.swap_last(message.entries_json)
+    events: list[tuple[str, dict]] = []
+    if previous != message.entries_json:
+        events.append((BOARD_GROUP, message.as_event()))
+        user_ids |= _moved_users(previous, message.entries_json)
+    for user in User.objects.filter(pk__in=user_ids).only("id", "score"):
+        text = rank_message(user, message.version)
+        if text is not None:
+            events.append((user_group(user.pk), {"type": RANK_EVENT, "version": message.version, "text": text}))
+    _deliver(events)
+
+
+def _moved_users(previous_json: str | None, current_json: str) -> set[str]:
+    # Users who entered, left or moved inside the top 10 have a new rank even if their own score did not change.
+    before = {entry["userId"]: entry["rank"] for entry in json.loads(previous_json or "[]")}
+    after = {entry["userId"]: entry["rank"] for entry in json.loads(current_json)}
+    return {user_id for user_id in before.keys() | after.keys() if before.get(user_id) != after.get(user_id)}
+
+
+async def _send_all(layer: Any, events: list[tuple[str, dict]]) -> None:
+    for group, event in events:
+        await layer.group_send(group, event)
+
+
+def _deliver(events: list[tuple[str, dict]]) -> None:
+    if not events:
+        return
+    layer = get_channel_layer()
+    if isinstance(layer, InMemoryChannelLayer):
+        loop = _viewer_loop
+        if loop is None or not loop.is_running():
+            return  # nobody can be listening: in-memory viewers only exist inside a running server loop
+        asyncio.run_coroutine_threadsafe(_send_all(layer, events), loop).result(_DELIVERY_TIMEOUT_SECONDS)
+    else:
+        _flusher.loop.run_until_complete(_send_all(layer, events))
+
+
+_viewer_loop: asyncio.AbstractEventLoop | None = None
+
+
+class _Flusher:
+    """One daemon thread per process that waits out the window, then flushes; it owns a private event loop
+    so the Redis channel layer keeps one connection pool for all broadcasts from this process."""
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self.loop = asyncio.new_event_loop()
+
+    def schedule(self, delay: float) -> None:
+        with self._condition:
+            if self._deadline is None:
+                self._deadline = time.monotonic() + delay
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="scoreboard-broadcast", daemon=True)
+                self._thread.start()
+            self._condition.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while self._deadline is None or self._deadline > time.monotonic():
+                    timeout = None if self._deadline is None else self._deadline - time.monotonic()
+                    self._condition.wait(timeout)
+                self._deadline = None
+            try:
+                flush()
+            except Exception:  # noqa: BLE001 - keep the thread alive for the next change
+                logger.exception("Live broadcast failed")
+            finally:
+                # This thread's own database connection must not outlive the flush (and block test teardown).
+                connections.close_all()
+
+
+_flusher = _Flusher()

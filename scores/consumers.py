@@ -1,0 +1,127 @@
+"""The live board over WebSocket: read-only, one group for the board and one per user for their rank.
+
+The consumer touches the database only at connect (credentials, snapshot). Relayed board and rank messages are
+texts built once per broadcast by scores.broadcast, so relaying one costs a version check and a socket write.
+"""
+
+import json
+import logging
+from typing import Any
+
+from channels.consumer import get_handler_name
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from scores import broadcast
+from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
+
+logger = logging.getLogger(__name__)
+
+# Close codes. Before the handshake completes a refusal becomes an HTTP 403 (the ASGI server cannot send a
+# close frame on a socket it never opened); the 44xx codes are what WebsocketCommunicator and logs see.
+CLOSE_UNAUTHORIZED = 4401
+CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_NOT_FOUND = 4404
+CLOSE_UNSUPPORTED_DATA = 1003
+CLOSE_TOO_BIG = 1009
+
+_PONG = json.dumps({"type": "pong"})
+
+
+def _error(code: str, message: str) -> str:
+    return json.dumps({"type": "error", "error": {"code": code, "message": message, "details": {}}})
+
+
+def _header(scope: dict, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+class LeaderboardConsumer(AsyncWebsocketConsumer):
+    board_version = -1
+    rank_version = -1
+
+    async def dispatch(self, message: dict) -> None:
+        # Stock AsyncConsumer.dispatch (channels >= 4.2) hops to a thread to close old database connections before
+        # every message; this consumer does no database work per message, so the hop is pure cost (STACK.md).
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
+    async def connect(self) -> None:
+        try:
+            user, subprotocol = await self._authenticate()
+        except Refused as refusal:
+            code = CLOSE_FORBIDDEN_ORIGIN if refusal.code == "forbidden_origin" else CLOSE_UNAUTHORIZED
+            await self.close(code=code)
+            return
+        broadcast.serve_from_this_loop()
+        self.groups = [broadcast.BOARD_GROUP] + ([broadcast.user_group(user.pk)] if user else [])
+        for group in self.groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept(subprotocol)
+        # Joined before the snapshot is read, so nothing falls between; the version check drops what is older.
+        board, rank = await database_sync_to_async(_snapshot)(user)
+        self.board_version = board.version
+        await self.send(text_data=board.ws)
+        if rank is not None:
+            self.rank_version = board.version
+            await self.send(text_data=rank)
+
+    async def _authenticate(self) -> tuple[Any, str | None]:
+        origin = _header(self.scope, b"origin")
+        if origin is not None and not origin_allowed(origin):
+            raise Refused("forbidden_origin", "This Origin is not allowed.")
+        subprotocols = self.scope.get("subprotocols") or []
+        if len(subprotocols) == 2 and subprotocols[0].lower() == "bearer":
+            return await user_for_token(subprotocols[1]), "bearer"
+        token = token_from_query(self.scope.get("query_string", b""))
+        if token is not None:
+            return await user_for_token(token), None
+        # A session cookie counts only with an allowed Origin: browsers always send one, so a socket without it is
+        # not a browser page and has no business riding a cookie (cross-site WebSocket hijacking).
+        session_user = self.scope.get("user") if origin is not None else None
+        return viewer_or_refuse(session_user), None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if text_data is None:
+            await self.close(code=CLOSE_UNSUPPORTED_DATA)
+            return
+        if len(text_data) > settings.LIVE_MAX_FRAME_BYTES:
+            await self.close(code=CLOSE_TOO_BIG)
+            return
+        try:
+            message = json.loads(text_data)
+        except ValueError:
+            await self.send(text_data=_error("bad_json", "Frames must be JSON objects."))
+            return
+        if isinstance(message, dict) and message.get("type") == "ping":
+            await self.send(text_data=_PONG)
+        else:
+            await self.send(text_data=_error("unknown_type", 'The only message a client may send is {"type": "ping"}.'))
+
+    async def board_update(self, event: dict) -> None:
+        if event["version"] > self.board_version:
+            self.board_version = event["version"]
+            await self.send(text_data=event["ws"])
+
+    async def rank_update(self, event: dict) -> None:
+        if event["version"] > self.rank_version:
+            self.rank_version = event["version"]
+            await self.send(text_data=event["text"])
+
+
+def _snapshot(user: Any) -> tuple[broadcast.BoardMessage, str | None]:
+    board = broadcast.current_board()
+    return board, (broadcast.rank_message(user, board.version) if user is not None else None)
+
+
+class NotFoundConsumer(AsyncWebsocketConsumer):
+    """Any other WebSocket path: refused with a clear code instead of a routing exception."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

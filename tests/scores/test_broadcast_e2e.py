@@ -1,0 +1,206 @@
+"""Two real daphne processes sharing the real PostgreSQL and Redis, driven by real clients.
+
+A completion goes through server A over HTTP; a WebSocket client (the `websockets` library) and an SSE client
+(httpx streaming) are connected to server B.
+"""
+
+import asyncio
+import json
+import time
+
+import httpx
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from django.conf import settings as django_settings
+from django.db import connection
+from rest_framework_simplejwt.tokens import AccessToken
+from websockets.asyncio.client import connect as ws_connect
+
+from scores import broadcast, leaderboard, services
+from scores.models import ActionType
+from tests.live_servers import Daphne, database_url
+
+pytestmark = [
+    pytest.mark.asyncio,
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(180),
+]
+
+
+@pytest.fixture
+def servers(django_db_setup, django_db_blocker):
+    if not django_settings.REDIS_URL or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
+    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
+           "LIVE_COALESCE_MS": "100", "DEBUG": "true"}
+    pair = [Daphne(env), Daphne(env)]
+    try:
+        for server in pair:
+            server.wait_ready()
+        yield pair
+    finally:
+        for server in pair:
+            server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_broadcast_state():
+    broadcast.reset()
+    yield
+    broadcast.reset()
+
+
+@pytest.fixture
+def big_type(db) -> ActionType:
+    return ActionType.objects.create(code="big", name="Big", points=100, min_duration_seconds=0, max_duration_seconds=3600)
+
+
+def token(user) -> str:
+    return str(AccessToken.for_user(user))
+
+
+async def complete_over_http(server: Daphne, user, code: str = "quick") -> None:
+    headers = {"Authorization": f"Bearer {token(user)}"}
+    async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=10) as client:
+        started = await client.post("/api/v1/users/me/actions", json={"actionType": code})
+        assert started.status_code == 201, started.text
+        done = await client.put(f"/api/v1/users/me/actions/{started.json()['actionId']}", json={"status": "completed"})
+        assert done.status_code == 200, done.text
+
+
+class WsViewer:
+    def __init__(self) -> None:
+        self.messages: list[tuple[float, dict]] = []
+
+    async def open(self, server: Daphne, user) -> dict:
+        self.socket = await ws_connect(f"{server.ws_url}/ws/scoreboard?token={token(user)}")
+        snapshot = json.loads(await asyncio.wait_for(self.socket.recv(), 5))
+        self.task = asyncio.create_task(self._collect())
+        return snapshot
+
+    async def _collect(self) -> None:
+        async for text in self.socket:
+            message = json.loads(text)
+            if message["type"] == "top_scores_update":
+                self.messages.append((time.monotonic(), message))
+
+    async def close(self) -> None:
+        await self.socket.close()
+        await asyncio.wait_for(self.task, 5)
+
+
+class SseViewer:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, dict]] = []
+        self.snapshot: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def open(self, server: Daphne, user) -> dict:
+        self.task = asyncio.create_task(self._collect(server, user))
+        return await asyncio.wait_for(self.snapshot, 5)
+
+    async def _collect(self, server: Daphne, user) -> None:
+        headers = {"Authorization": f"Bearer {token(user)}"}
+        async with httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10, read=None)) as client:
+            async with client.stream("GET", "/api/v1/leaderboard/stream", headers=headers) as response:
+                assert response.headers["content-type"] == "text/event-stream"
+                fields: dict = {}
+                async for line in response.aiter_lines():
+                    if line:
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+                        continue
+                    if fields.get("event") == "leaderboard_update":
+                        event = {"id": int(fields["id"]), **json.loads(fields["data"])}
+                        if self.snapshot.done():
+                            self.events.append((time.monotonic(), event))
+                        else:
+                            self.snapshot.set_result(event)
+                    fields = {}
+
+    async def close(self) -> None:
+        self.task.cancel()
+        await asyncio.gather(self.task, return_exceptions=True)
+
+
+@pytest_asyncio.fixture
+async def viewers_on_b(servers, bob):
+    ws, sse = WsViewer(), SseViewer()
+    await ws.open(servers[1], bob)
+    await sse.open(servers[1], bob)
+    yield ws, sse
+    await ws.close()
+    await sse.close()
+
+
+def board_rows(payload: list) -> list[tuple]:
+    return [(entry["rank"], entry["username"], entry["score"]) for entry in payload]
+
+
+async def test_completion_through_a_reaches_ws_and_sse_on_b_within_a_second_even_after_idling(
+    servers, viewers_on_b, alice, quick_type
+):
+    ws, sse = viewers_on_b
+    await asyncio.sleep(6)  # every socket idle past redis-py 8's default 5 s timeout
+
+    started = time.monotonic()
+    await complete_over_http(servers[0], alice)
+    for _ in range(40):
+        if ws.messages and sse.events:
+            break
+        await asyncio.sleep(0.05)
+
+    (ws_at, message), = ws.messages
+    (sse_at, event), = sse.events
+    assert ws_at - started < 1 and sse_at - started < 1
+    assert board_rows(message["payload"]) == [(1, "alice", 10)]
+    assert message["payload"][0]["userId"] == str(alice.pk)
+    assert event["data"] == message["payload"] and event["id"] == event["version"] == message["version"]
+
+
+async def test_change_outside_the_top_10_reaches_no_one(servers, make_user, big_type, quick_type, bob, alice):
+    for index in range(10):
+        user = await database_sync_to_async(make_user)(f"top{index}")
+        action = await database_sync_to_async(services.start_action)(user=user, action_type_code="big")
+        await database_sync_to_async(services.complete_action)(user=user, action_id=action.pk)
+    await asyncio.sleep(0.3)
+    ws, sse = WsViewer(), SseViewer()
+    await ws.open(servers[1], bob)
+    await sse.open(servers[1], bob)
+
+    await complete_over_http(servers[0], alice)  # 10 points against ten players with 100: 11th
+    await asyncio.sleep(1)
+
+    assert ws.messages == [] and sse.events == []
+    await ws.close()
+    await sse.close()
+
+
+async def test_burst_of_50_completions_arrives_as_far_fewer_messages_ending_on_the_final_board(
+    servers, viewers_on_b, alice, bob, make_user, quick_type
+):
+    ws, sse = viewers_on_b
+    carol = await database_sync_to_async(make_user)("carol")
+
+    async def play(user, times: int) -> None:
+        for _ in range(times):
+            await complete_over_http(servers[0], user)
+
+    await asyncio.gather(play(alice, 20), play(bob, 15), play(carol, 15))
+    final = (await database_sync_to_async(leaderboard.top)(10)).as_json()
+    for _ in range(40):
+        if ws.messages and ws.messages[-1][1]["version"] == final["version"] and sse.events \
+                and sse.events[-1][1]["version"] == final["version"]:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)  # nothing more may follow
+
+    assert {entry["username"]: entry["score"] for entry in final["data"]} == {"alice": 200, "bob": 150, "carol": 150}
+    for received in ([message for _, message in ws.messages], [event for _, event in sse.events]):
+        assert 1 <= len(received) <= 20, len(received)
+        versions = [item["version"] for item in received]
+        assert versions == sorted(set(versions))
+    assert ws.messages[-1][1]["payload"] == final["data"] and ws.messages[-1][1]["version"] == final["version"]
+    assert sse.events[-1][1]["data"] == final["data"] and sse.events[-1][1]["version"] == final["version"]

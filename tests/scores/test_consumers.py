@@ -1,0 +1,268 @@
+"""The WebSocket consumer through the real ASGI application (auth stack and router included)."""
+
+import asyncio
+import json
+from datetime import timedelta
+
+import pytest
+import pytest_asyncio
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from scoreboard_project.asgi import application
+from scores import broadcast, services
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+ORIGIN = (b"origin", b"http://localhost:8000")
+
+
+@pytest.fixture(autouse=True)
+def fresh_broadcast_state(settings):
+    settings.LIVE_COALESCE_MS = 50
+    broadcast.reset()
+    yield
+    broadcast.reset()
+
+
+def token(user) -> str:
+    return str(AccessToken.for_user(user))
+
+
+@pytest.fixture
+def session_cookie(alice) -> bytes:
+    client = Client()
+    client.force_login(alice)
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def complete(user, code: str = "quick") -> None:
+    action = services.start_action(user=user, action_type_code=code)
+    services.complete_action(user=user, action_id=action.pk)
+
+
+async def connect(path: str = "/ws/scoreboard", *, headers=(), subprotocols=None):
+    communicator = WebsocketCommunicator(application, path, headers=list(headers), subprotocols=subprotocols)
+    connected, detail = await communicator.connect()
+    return communicator, connected, detail
+
+
+async def receive(communicator) -> dict:
+    return json.loads(await communicator.receive_from(timeout=3))
+
+
+async def assert_silent(communicator, seconds: float = 0.4) -> None:
+    assert await communicator.receive_nothing(timeout=seconds), await communicator.receive_from()
+
+
+# --- Authentication -------------------------------------------------------------------------------------------
+
+
+async def test_query_token_gets_board_snapshot_then_own_rank(alice, bob, quick_type):
+    await database_sync_to_async(complete)(alice)
+    await database_sync_to_async(complete)(bob)
+    await database_sync_to_async(complete)(bob)
+    ws, connected, _ = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert connected
+    board = await receive(ws)
+    assert board["type"] == "top_scores_update"
+    assert [(e["rank"], e["username"], e["score"]) for e in board["payload"]] == [(1, "bob", 20), (2, "alice", 10)]
+    assert board["payload"][1]["userId"] == str(alice.pk)
+    assert isinstance(board["version"], int) and board["timestamp"]
+    assert await receive(ws) == {"type": "rank_update", "score": 10, "rank": 2, "version": board["version"]}
+    await ws.disconnect()
+
+
+async def test_bearer_subprotocol_is_accepted_with_bearer(alice):
+    ws, connected, subprotocol = await connect(subprotocols=["bearer", token(alice)])
+    assert connected and subprotocol == "bearer"
+    board = await receive(ws)
+    assert board["payload"] == [] and board["version"] == 0
+    await ws.disconnect()
+
+
+async def test_session_cookie_with_allowed_origin(alice, session_cookie):
+    ws, connected, _ = await connect(headers=[(b"cookie", session_cookie), ORIGIN])
+    assert connected
+    assert (await receive(ws))["type"] == "top_scores_update"
+    await ws.disconnect()
+
+
+async def test_session_cookie_without_origin_is_refused(session_cookie):
+    _, connected, code = await connect(headers=[(b"cookie", session_cookie)])
+    assert (connected, code) == (False, 4401)
+
+
+async def test_foreign_origin_is_refused_even_with_session_or_token(alice, session_cookie):
+    evil = (b"origin", b"https://evil.example")
+    _, connected, code = await connect(headers=[(b"cookie", session_cookie), evil])
+    assert (connected, code) == (False, 4403)
+    _, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}", headers=[evil])
+    assert (connected, code) == (False, 4403)
+
+
+@pytest.mark.parametrize("origin", [b"null", b"localhost", b"ftp://localhost"])
+async def test_malformed_origin_is_refused(alice, origin):
+    _, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}", headers=[(b"origin", origin)])
+    assert (connected, code) == (False, 4403)
+
+
+async def test_token_client_without_origin_is_accepted(alice):
+    ws, connected, _ = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert connected
+    await ws.disconnect()
+
+
+async def test_no_credentials_refused_by_default():
+    _, connected, code = await connect(headers=[ORIGIN])
+    assert (connected, code) == (False, 4401)
+
+
+async def test_bad_expired_or_foreign_tokens_are_refused(alice):
+    expired = AccessToken.for_user(alice)
+    expired.set_exp(lifetime=-timedelta(seconds=1))
+    forged = token(alice)[:-4] + "AAAA"
+    for bad in ("garbage", str(expired), forged, ""):
+        _, connected, code = await connect(f"/ws/scoreboard?token={bad}")
+        assert (connected, code) == (False, 4401), bad
+    _, connected, code = await connect(subprotocols=["bearer", "garbage"])
+    assert (connected, code) == (False, 4401)
+
+
+async def test_bad_token_refused_even_with_a_valid_session(session_cookie):
+    _, connected, code = await connect("/ws/scoreboard?token=garbage", headers=[(b"cookie", session_cookie), ORIGIN])
+    assert (connected, code) == (False, 4401)
+
+
+async def test_inactive_user_token_refused(alice):
+    alice.is_active = False
+    await database_sync_to_async(alice.save)()
+    _, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert (connected, code) == (False, 4401)
+
+
+async def test_anonymous_viewers_when_the_setting_allows(settings, alice, quick_type):
+    settings.LIVE_ALLOW_ANONYMOUS = True
+    await database_sync_to_async(complete)(alice)
+    ws, connected, _ = await connect()
+    assert connected
+    board = await receive(ws)
+    assert [e["username"] for e in board["payload"]] == ["alice"]
+    await assert_silent(ws, 0.2)  # no rank_update for nobody
+    await ws.disconnect()
+
+
+async def test_unknown_path_is_refused():
+    _, connected, code = await connect("/ws/elsewhere")
+    assert (connected, code) == (False, 4404)
+
+
+# --- Frames from the client -------------------------------------------------------------------------------------
+
+
+@pytest_asyncio.fixture
+async def viewer(alice):
+    ws, connected, _ = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert connected
+    await receive(ws)  # snapshot
+    yield ws
+    await ws.disconnect()
+
+
+async def test_ping_gets_pong(viewer):
+    await viewer.send_json_to({"type": "ping"})
+    assert await receive(viewer) == {"type": "pong"}
+
+
+@pytest.mark.parametrize(
+    ("frame", "code"),
+    [("not json", "bad_json"), ('{"type": "shout"}', "unknown_type"), ("[1, 2]", "unknown_type"), ("42", "unknown_type")],
+)
+async def test_bad_frames_get_an_error_and_the_socket_stays_open(viewer, frame, code):
+    await viewer.send_to(text_data=frame)
+    reply = await receive(viewer)
+    assert reply["type"] == "error" and reply["error"]["code"] == code
+    await viewer.send_json_to({"type": "ping"})
+    assert await receive(viewer) == {"type": "pong"}
+
+
+async def test_binary_frame_closes_with_1003(viewer):
+    await viewer.send_to(bytes_data=b"\x00\x01")
+    assert await viewer.receive_output(timeout=3) == {"type": "websocket.close", "code": 1003}
+
+
+async def test_oversized_frame_closes_with_1009(viewer, settings):
+    await viewer.send_to(text_data=json.dumps({"type": "ping", "pad": "x" * settings.LIVE_MAX_FRAME_BYTES}))
+    assert await viewer.receive_output(timeout=3) == {"type": "websocket.close", "code": 1009}
+
+
+# --- Broadcasts -------------------------------------------------------------------------------------------------
+
+
+async def test_burst_of_changes_reaches_every_viewer_as_one_coalesced_board(settings, alice, bob, quick_type):
+    settings.LIVE_COALESCE_MS = 300
+    watcher, _, _ = await connect(f"/ws/scoreboard?token={token(bob)}")
+    player, _, _ = await connect(subprotocols=["bearer", token(alice)])
+    first = await receive(watcher)
+    await receive(player)
+
+    for _ in range(3):
+        await database_sync_to_async(complete)(alice)
+
+    for ws in (watcher, player):
+        board = await receive(ws)
+        assert board["type"] == "top_scores_update"
+        assert [(e["username"], e["score"]) for e in board["payload"]] == [("alice", 30)]
+        assert board["version"] > first["version"]
+    rank = await receive(player)
+    assert rank == {"type": "rank_update", "score": 30, "rank": 1, "version": board["version"]}
+    await assert_silent(watcher)
+    await assert_silent(player, 0.1)
+    await watcher.disconnect()
+    await player.disconnect()
+
+
+async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, settings):
+    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(12)]
+    for index, user in enumerate(users):
+        for _ in range(12 - index):  # player0 has 120 points ... player11 has 10
+            await database_sync_to_async(complete)(user)
+    await asyncio.sleep(0.2)  # let the setup's own broadcast go by
+    watcher, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
+    outsider, _, _ = await connect(f"/ws/scoreboard?token={token(users[11])}")
+    await receive(watcher)
+    assert (await receive(watcher))["rank"] == 1
+    version = (await receive(outsider))["version"]
+    assert await receive(outsider) == {"type": "rank_update", "score": 10, "rank": 12, "version": version}
+
+    settings.LIVE_COALESCE_MS = 300
+    await database_sync_to_async(complete)(users[11])
+    await database_sync_to_async(complete)(users[11])  # 30 points: passes player10, still outside the top 10
+
+    await assert_silent(watcher)
+    assert await receive(outsider) == {"type": "rank_update", "score": 30, "rank": 11, "version": version + 2}
+    await assert_silent(outsider, 0.1)
+    await watcher.disconnect()
+    await outsider.disconnect()
+
+
+async def test_entering_the_top_10_pushes_a_rank_update_to_the_user_pushed_out(make_user, quick_type, settings):
+    settings.LIVE_COALESCE_MS = 300
+    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(11)]
+    for index, user in enumerate(users):
+        for _ in range(11 - index):  # player9 has 20 points (10th), player10 has 10
+            await database_sync_to_async(complete)(user)
+    await asyncio.sleep(0.2)
+    pushed, _, _ = await connect(f"/ws/scoreboard?token={token(users[9])}")
+    await receive(pushed)
+    assert (await receive(pushed))["rank"] == 10
+
+    for _ in range(3):
+        await database_sync_to_async(complete)(users[10])
+
+    board = await receive(pushed)
+    assert [e["username"] for e in board["payload"]][-2:] == ["player10", "player8"]
+    assert await receive(pushed) == {"type": "rank_update", "score": 20, "rank": 11, "version": board["version"]}
+    await pushed.disconnect()

@@ -1,0 +1,173 @@
+"""The SSE stream through the real ASGI application, one ASGI message at a time."""
+
+import json
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import ApplicationCommunicator
+from django.test import Client
+from rest_framework_simplejwt.tokens import AccessToken
+
+from scoreboard_project.asgi import application
+from scores import broadcast, services
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+
+PATH = "/api/v1/leaderboard/stream"
+
+
+@pytest.fixture(autouse=True)
+def fresh_broadcast_state(settings):
+    settings.LIVE_COALESCE_MS = 50
+    broadcast.reset()
+    yield
+    broadcast.reset()
+
+
+def complete(user) -> None:
+    action = services.start_action(user=user, action_type_code="quick")
+    services.complete_action(user=user, action_id=action.pk)
+
+
+def bearer(user) -> tuple[bytes, bytes]:
+    return (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())
+
+
+class Stream:
+    def __init__(self, *, query: str = "", headers=(), method: str = "GET") -> None:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": method, "scheme": "http",
+            "path": PATH, "raw_path": PATH.encode(), "query_string": query.encode(), "root_path": "",
+            "headers": [(b"host", b"localhost")] + list(headers), "client": ("127.0.0.1", 50000),
+            "server": ("127.0.0.1", 80),
+        }
+        self.communicator = ApplicationCommunicator(application, scope)
+
+    async def open(self) -> dict:
+        await self.communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await self.communicator.receive_output(timeout=3)
+        start["headers"] = {key.decode().lower(): value.decode() for key, value in start["headers"]}
+        return start
+
+    async def chunk(self, timeout: float = 3) -> str:
+        return (await self.communicator.receive_output(timeout=timeout))["body"].decode()
+
+    async def event(self) -> dict:
+        fields = dict(line.split(": ", 1) for line in (await self.chunk()).strip().split("\n"))
+        fields["data"] = json.loads(fields["data"])
+        return fields
+
+    async def silent(self, seconds: float) -> bool:
+        return await self.communicator.receive_nothing(timeout=seconds)
+
+    async def close(self) -> None:
+        await self.communicator.send_input({"type": "http.disconnect"})
+        await self.communicator.wait(timeout=3)
+
+
+async def error_of(stream: Stream) -> tuple[int, dict]:
+    start = await stream.open()
+    body = (await stream.communicator.receive_output(timeout=3))["body"]
+    assert start["headers"]["content-type"] == "application/json"
+    return start["status"], json.loads(body)
+
+
+async def test_bearer_header_gets_retry_hint_then_snapshot(alice, bob, quick_type):
+    await database_sync_to_async(complete)(alice)
+    stream = Stream(headers=[bearer(bob)])
+    start = await stream.open()
+    assert start["status"] == 200
+    assert start["headers"]["content-type"] == "text/event-stream"
+    assert start["headers"]["cache-control"] == "no-cache"
+    assert await stream.chunk() == "retry: 3000\n\n"
+    event = await stream.event()
+    assert event["event"] == "leaderboard_update"
+    assert event["data"]["data"] == [{"rank": 1, "userId": str(alice.pk), "username": "alice", "score": 10}]
+    assert event["id"] == str(event["data"]["version"]) and event["data"]["lastUpdated"]
+    await stream.close()
+
+
+async def test_each_change_is_an_event(alice, quick_type):
+    stream = Stream(query=f"token={AccessToken.for_user(alice)}")
+    await stream.open()
+    await stream.chunk()
+    first = await stream.event()
+    await database_sync_to_async(complete)(alice)
+    event = await stream.event()
+    assert [(e["username"], e["score"]) for e in event["data"]["data"]] == [("alice", 10)]
+    assert int(event["id"]) > int(first["id"])
+    await stream.close()
+
+
+async def test_session_cookie_works(alice):
+    client = Client()
+    await database_sync_to_async(client.force_login)(alice)
+    stream = Stream(headers=[(b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())])
+    assert (await stream.open())["status"] == 200
+    await stream.close()
+
+
+async def test_last_event_id_equal_to_current_waits_for_the_next_change(settings, alice, quick_type):
+    await database_sync_to_async(complete)(alice)
+    version = (await database_sync_to_async(broadcast.current_board)()).version
+    stream = Stream(headers=[bearer(alice), (b"last-event-id", str(version).encode())])
+    await stream.open()
+    assert await stream.chunk() == "retry: 3000\n\n"
+    assert await stream.silent(0.3)
+    await database_sync_to_async(complete)(alice)
+    event = await stream.event()
+    assert int(event["id"]) > version and event["data"]["data"][0]["score"] == 20
+    await stream.close()
+
+
+async def test_older_last_event_id_gets_the_snapshot_at_once(alice, quick_type):
+    await database_sync_to_async(complete)(alice)
+    await database_sync_to_async(complete)(alice)
+    version = (await database_sync_to_async(broadcast.current_board)()).version
+    stream = Stream(headers=[bearer(alice), (b"last-event-id", str(version - 1).encode())])
+    await stream.open()
+    await stream.chunk()
+    event = await stream.event()
+    assert int(event["id"]) == version and event["data"]["data"][0]["score"] == 20
+    await stream.close()
+
+
+async def test_keep_alive_comment_when_idle(settings, alice):
+    settings.LIVE_SSE_KEEPALIVE_SECONDS = 0.3
+    stream = Stream(headers=[bearer(alice)])
+    await stream.open()
+    await stream.chunk()
+    await stream.event()
+    assert await stream.chunk(timeout=2) == ": keep-alive\n\n"
+    assert await stream.chunk(timeout=2) == ": keep-alive\n\n"
+    await stream.close()
+
+
+async def test_no_credentials_is_401_in_the_error_shape():
+    status, body = await error_of(Stream())
+    assert status == 401 and body["error"]["code"] == "not_authenticated"
+
+
+@pytest.mark.parametrize("header", [b"Bearer garbage", b"Bearer "])
+async def test_bad_bearer_token_is_401(header):
+    status, body = await error_of(Stream(headers=[(b"authorization", header)]))
+    assert status == 401 and body["error"]["code"] in {"invalid_token", "not_authenticated"}
+
+
+async def test_bad_query_token_is_401():
+    status, body = await error_of(Stream(query="token=garbage"))
+    assert (status, body["error"]["code"]) == (401, "invalid_token")
+
+
+async def test_anonymous_stream_when_the_setting_allows(settings):
+    settings.LIVE_ALLOW_ANONYMOUS = True
+    stream = Stream()
+    assert (await stream.open())["status"] == 200
+    await stream.chunk()
+    assert (await stream.event())["data"]["data"] == []
+    await stream.close()
+
+
+async def test_post_is_405_json(alice):
+    status, body = await error_of(Stream(method="POST", headers=[bearer(alice)]))
+    assert (status, body["error"]["code"]) == (405, "method_not_allowed")
