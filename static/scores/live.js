@@ -24,7 +24,7 @@ export class LiveSocket {
 
   start() {
     window.addEventListener("online", () => this.reconnectNow());
-    window.addEventListener("offline", () => this.onState("offline", { reason: "Your device is offline." }));
+    window.addEventListener("offline", () => this.wentOffline());
     document.addEventListener("visibilitychange", () => {
       if (document.visibilityState === "visible" && !this.socket) this.reconnectNow();
     });
@@ -35,6 +35,17 @@ export class LiveSocket {
   markLive() {
     this.failures = 0;
     this.onState("live", {});
+  }
+
+  // Nothing can arrive while the device is offline: drop the socket, so coming back online means a fresh snapshot.
+  wentOffline() {
+    const socket = this.socket;
+    this.socket = null;
+    this.stopHeartbeat();
+    clearTimeout(this.retryTimer);
+    if (socket) socket.close();
+    this.onState("offline", { reason: "Your device is offline." });
+    this.retryTimer = setTimeout(() => this.connect(), this.maxDelayMs);
   }
 
   reconnectNow() {

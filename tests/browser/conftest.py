@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -59,12 +60,6 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
         pytest.fail("Name the test database (TEST_DATABASE_NAME) so the server process can open it.")
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _database_url() -> str:
     name = connection.settings_dict["NAME"]
     if connection.vendor == "sqlite":
@@ -77,14 +72,14 @@ class Server:
     """A daphne process serving the project on 127.0.0.1; stop() and start() keep the same port."""
 
     def __init__(self, log_path: Path) -> None:
-        self.port = _free_port()
+        self.port = 0
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
         self.env = os.environ | {
             "DATABASE_URL": _database_url(),
             "DEBUG": "true",
             "REDIS_KEY_PREFIX": f"scoreboard-browser-{os.getpid()}",
-            "LIVE_COALESCE_MS": "50",
+            "PYTHONUNBUFFERED": "1",
         }
         self.env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
@@ -93,10 +88,18 @@ class Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20) -> None:
-        daphne = Path(sys.executable).with_name("daphne")
-        command = [str(daphne), "-b", "127.0.0.1", "-p", str(self.port), "scoreboard_project.asgi:application"]
+        # This process binds the socket (port 0 the first time, the same port after a stop) and daphne inherits
+        # it, so no other program can take the port between choosing it and listening on it.
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self.port = listener.getsockname()[1]
+        command = [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "scoreboard_project.asgi:application"]
         with self.log_path.open("a") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                            pass_fds=[listener.fileno()])
+        listener.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -178,3 +181,22 @@ def screenshot(page: Page, name: str) -> Path:
     path = ARTIFACTS / name
     page.screenshot(path=str(path), full_page=True)
     return path
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing() -> None:
+    """Keep Django's real password hasher: the server process must verify the passwords these tests set."""
+
+
+def play_via_api(server: Server, username: str, action_type_code: str) -> dict:
+    """Start and complete one action for `username` through the server's JSON API (so the server broadcasts it)."""
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        login = http.post("/api/v1/auth/login", json={"username": username, "password": PASSWORD})
+        assert login.status_code == 200, login.text
+        headers = {"Authorization": f"Bearer {login.json()['accessToken']}"}
+        started = http.post("/api/v1/users/me/actions", json={"actionType": action_type_code}, headers=headers)
+        assert started.status_code == 201, started.text
+        completed = http.put(f"/api/v1/users/me/actions/{started.json()['actionId']}", json={"status": "completed"},
+                             headers=headers)
+        assert completed.status_code == 200, completed.text
+        return completed.json()

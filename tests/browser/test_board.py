@@ -7,7 +7,7 @@ from playwright.sync_api import Page, expect
 
 from scores import services
 from scores.models import ActionType
-from tests.browser.conftest import screenshot, sign_in
+from tests.browser.conftest import play_via_api, screenshot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,11 +26,21 @@ def ten_players(make_user) -> list:
     return players
 
 
-def _give(user, points: int) -> None:
+def _gift_type(points: int) -> str:
     code = f"gift-{points}"
     ActionType.objects.get_or_create(code=code, defaults={"name": code, "points": points, "max_duration_seconds": 60})
-    action = services.start_action(user=user, action_type_code=code)
+    return code
+
+
+def _give(user, points: int) -> None:
+    """Directly through the write path, for setup before the page opens or while the server is down."""
+    action = services.start_action(user=user, action_type_code=_gift_type(points))
     services.complete_action(user=user, action_id=action.pk)
+
+
+def _give_live(server, user, points: int) -> None:
+    """Through the running server, which broadcasts the change (on the embedded default it is the only process)."""
+    play_via_api(server, user.username, _gift_type(points))
 
 
 def _names(page: Page) -> list[str]:
@@ -61,19 +71,19 @@ def test_viewer_sees_another_player_enter_the_top_ten_within_a_second(server, ne
     assert completion.value.status == 200
     completed_at = time.monotonic()
 
-    # B (45) goes between player5 (50) and player4 (40); player1 (10) drops off.
+    # B (45) goes between player5 (50) and player4 (40), at rank 7; player1 (10) drops off.
     viewer.wait_for_function(
-        """() => { const row = document.querySelectorAll('#board-rows tr[data-user-id]')[5];
+        """() => { const row = document.querySelectorAll('#board-rows tr[data-user-id]')[6];
                    return row && row.querySelector('.name').textContent === 'player_b'
                        && row.querySelector('.score').textContent === '45'; }""",
         timeout=1000,
     )
     seen_after = time.monotonic() - completed_at
     assert seen_after < 1.0
-    assert _names(viewer) == ["player10", "player9", "player8", "player7", "player6", "player_b",
-                              "player5", "player4", "player3", "player2"]
-    expect(viewer.locator("#board-rows tr[data-user-id]").nth(5).locator(".rank-badge")).to_have_text("6")
-    expect(player.locator("#outcome")).to_have_text("+45 points for Boost! Your score is now 45, rank #6.")
+    assert _names(viewer) == ["player10", "player9", "player8", "player7", "player6", "player5",
+                              "player_b", "player4", "player3", "player2"]
+    expect(viewer.locator("#board-rows tr[data-user-id]").nth(6).locator(".rank-badge")).to_have_text("7")
+    expect(player.locator("#outcome")).to_have_text("+45 points for Boost! Your score is now 45, rank #7.")
 
     viewer.wait_for_timeout(1300)  # let the row animation settle for the picture
     screenshot(viewer, "board.png")
@@ -87,7 +97,7 @@ def test_own_row_is_highlighted_and_own_rank_shows_below_when_outside(server, ne
     _wait_live(page)
     expect(page.locator("#my-rank")).to_have_text("You are #11 with 5 points.")
 
-    _give(me, 100)  # 105: top of the board, the rank paragraph goes away
+    _give_live(server, me, 100)  # 105: top of the board, the rank paragraph goes away
 
     own = page.locator("#board-rows tr.me")
     expect(own).to_have_attribute("data-rank", "1", timeout=3000)
@@ -137,7 +147,7 @@ def test_usernames_with_markup_are_shown_as_text(server, new_context, make_user)
     page = sign_in(new_context(), server, "viewer_a")
     _wait_live(page)
 
-    _give(make_user(image_name), 20)  # arrives over the WebSocket, rendered by board.js
+    _give_live(server, make_user(image_name), 20)  # arrives over the WebSocket, rendered by board.js
 
     expect(page.locator("#board-rows tr[data-user-id]")).to_have_count(2)
     assert _names(page) == [script_name, image_name]
