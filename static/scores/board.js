@@ -34,7 +34,7 @@ function showUpdatedAt(isoTimestamp) {
   const when = isoTimestamp ? new Date(isoTimestamp) : new Date();
   const shown = Number.isNaN(when.getTime()) ? new Date() : when;
   lastUpdate.dateTime = shown.toISOString();
-  lastUpdate.textContent = shown.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  lastUpdate.textContent = shown.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
   statusTime.hidden = false;
 }
 
@@ -140,11 +140,18 @@ function showMine() {
     return;
   }
   myRank.replaceChildren();
-  const rank = document.createElement("strong");
-  rank.textContent = mine.rank ? `#${mine.rank}` : "not ranked yet";
-  const score = document.createElement("strong");
-  score.textContent = String(mine.score ?? 0);
-  myRank.append("You are ", rank, " with ", score, " points.");
+  if (mine.rank) {
+    const rank = document.createElement("strong");
+    rank.textContent = `#${mine.rank}`;
+    const score = document.createElement("strong");
+    score.textContent = String(mine.score ?? 0);
+    myRank.append("You are ", rank, " with ", score, " points.");
+  } else {
+    const play = document.createElement("a");
+    play.href = "/play";
+    play.textContent = "Play";
+    myRank.append("You are not on the board yet. ", play, " to get on it.");
+  }
   myRank.hidden = false;
 }
 

@@ -155,14 +155,21 @@ def test_usernames_with_markup_are_shown_as_text(server, new_context, make_user)
     assert page.locator("#board-rows script, #board-rows img").count() == 0
 
 
-def test_board_screenshots_dark_and_phone(server, new_context, ten_players, make_user):
-    me = make_user("viewer_a")
-    _give(me, 35)
-    dark = sign_in(new_context(color_scheme="dark"), server, "viewer_a")
+def test_board_screenshots_light_dark_and_phone(server, new_context, make_user):
+    for name, points in [("alice", 120), ("bob", 95), ("carol", 85), ("dave", 60), ("erin", 55), ("frank", 45),
+                         ("grace", 35), ("heidi", 30), ("ivan", 20), ("judy", 15), ("mallory", 10)]:
+        _give(make_user(name), points)
+    page = sign_in(new_context(), server, "dave")
+    _wait_live(page)
+    expect(page.locator("#board-rows tr.me .name")).to_have_text("dave (you)")
+    screenshot(page, "board-light.png")
+
+    dark = sign_in(new_context(color_scheme="dark"), server, "mallory")
     _wait_live(dark)
+    expect(dark.locator("#my-rank")).to_have_text("You are #11 with 10 points.")
     screenshot(dark, "board-dark.png")
-    phone = sign_in(new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True), server, "viewer_a")
+
+    phone = sign_in(new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True), server, "dave")
     _wait_live(phone)
-    width = phone.evaluate("document.documentElement.scrollWidth")
-    assert width <= 390, "the board must not scroll sideways on a phone"
+    assert phone.evaluate("document.documentElement.scrollWidth") <= 390, "no sideways scrolling on a phone"
     screenshot(phone, "board-phone.png")

@@ -142,6 +142,12 @@ def test_static_files_are_served_by_whitenoise_when_debug_is_off(tmp_path):
         assert b"LiveSocket" in b"".join(response.streaming_content)
 
 
+def test_board_invites_a_player_who_has_not_scored(alice, bob, quick_type):
+    _play(bob)
+    html = _signed_in(alice).get("/").content.decode()
+    assert "You are not on the board yet." in html and 'id="my-rank" hidden' not in html
+
+
 # From the foundation tests (main).
 def test_board_page_renders_top_ten_without_javascript(client, make_user, quick_type):
     player = make_user("<script>alert(1)</script>")
