@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://127.0.0.1:5432/postgres
 TEST_DATABASE_NAME ?= test_scoreboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test test-embedded test-services test-browser chromium venv clean
+.PHONY: run test test-embedded test-services test-schema test-browser chromium venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,6 +21,14 @@ $(VENV)/.installed: requirements.txt
 
 venv: $(VENV)/.installed
 
+# schemathesis registers a pytest plugin, so it gets a venv of its own (issue 5).
+SCHEMA_VENV := .venv-schema
+$(SCHEMA_VENV)/.installed: requirements-schema.txt
+	test -x $(SCHEMA_VENV)/bin/python || $(PYTHON) -m venv $(SCHEMA_VENV)
+	$(SCHEMA_VENV)/bin/pip install --quiet --upgrade pip
+	$(SCHEMA_VENV)/bin/pip install --quiet -r requirements-schema.txt
+	touch $@
+
 run: venv
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -29,7 +37,7 @@ run: venv
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
-test: venv test-embedded test-services test-browser
+test: venv test-embedded test-services test-schema test-browser
 
 # Pass 1: the embedded default, exactly as `make run` uses it. Service-bound tests run in pass 2.
 test-embedded: venv
@@ -45,7 +53,11 @@ test-services: venv
 			$(BIN)/python -m pytest -q --ignore=tests/browser; \
 	fi
 
-# Pass 3: real-browser tests (Playwright + Debian's chromium against a real daphne), in their own pytest process:
+# Pass 3: schemathesis fuzzes every operation of /api/schema/ on a live daphne: no 500, no response off the schema.
+test-schema: venv $(SCHEMA_VENV)/.installed
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.schema_run --schemathesis $(SCHEMA_VENV)/bin/schemathesis
+
+# Pass 4: real-browser tests (Playwright + Debian's chromium against a real daphne), in their own pytest process:
 # Playwright's sync API and pytest-asyncio clash in one. PostgreSQL + Redis when reachable (always in CI), else
 # the embedded default with a SQLite file the server process shares.
 test-browser: venv chromium
@@ -65,4 +77,4 @@ chromium:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 clean:
-	rm -rf $(VENV) db.sqlite3 staticfiles test-artifacts
+	rm -rf $(VENV) $(SCHEMA_VENV) db.sqlite3 staticfiles test-artifacts

@@ -9,8 +9,10 @@ from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts.authentication import refuse_if_banned
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
 from accounts.services import register_user
+from scoreboard_project.ratelimits import by_ip, rate_limit
 from scores import leaderboard
 
 User = get_user_model()
@@ -37,6 +39,7 @@ class CredentialView(APIView):
 
 class RegisterView(CredentialView):
 
+    @rate_limit("auth.register", rate_setting="RATE_LIMIT_REGISTER", key=by_ip)
     def post(self, request: Request) -> Response:
         serializer = RegisterSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -46,11 +49,14 @@ class RegisterView(CredentialView):
 
 class LoginView(CredentialView):
 
+    @rate_limit("auth.login", rate_setting="RATE_LIMIT_LOGIN", key=by_ip)
     def post(self, request: Request) -> Response:
         credentials = LoginSerializer(data=request.data)
         credentials.is_valid(raise_exception=True)
         tokens = TokenObtainPairSerializer(data=credentials.validated_data, context={"request": request})
         tokens.is_valid(raise_exception=True)
+        # Only after the password checked out, so the ban is not revealed to someone guessing passwords.
+        refuse_if_banned(tokens.user)
         return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
 
 

@@ -11,12 +11,19 @@ class SignInForm(AuthenticationForm):
         "invalid_login": "That username and password do not match an account. Check both and try again "
         "(the password is case-sensitive).",
         "inactive": "This account is disabled.",
+        "banned": "This account has been banned from Scoreboard.",
     }
 
     def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
         super().__init__(*args, **kwargs)
         self.fields["username"].widget.attrs.update(autocomplete="username", autocapitalize="none")
         self.fields["password"].widget.attrs.update(autocomplete="current-password")
+
+    def confirm_login_allowed(self, user: object) -> None:
+        # Checked only after the password matched, so a ban is not revealed to someone guessing passwords.
+        super().confirm_login_allowed(user)
+        if getattr(user, "is_banned", False):
+            raise forms.ValidationError(self.error_messages["banned"], code="banned")
 
 
 class RegisterForm(UserCreationForm):

@@ -11,6 +11,9 @@ class User(AbstractUser):
     score = models.BigIntegerField(default=0, editable=False)
     # When the score last changed: the earlier of two equal scores ranks first. Null until the first score.
     score_updated_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Banned players are refused by the API (403) and left off the boards; written only by accounts.services.
+    is_banned = models.BooleanField(default=False, editable=False)
+    banned_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [

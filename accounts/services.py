@@ -1,8 +1,14 @@
-"""Account writes: registration."""
+"""Account writes: registration, bans."""
+
+from functools import partial
+from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
+from django.utils import timezone
+from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
+from scores import leaderboard
 from scores.exceptions import ScoreboardError
 
 User = get_user_model()
@@ -23,3 +29,30 @@ def register_user(*, username: str, password: str, email: str = "") -> User:
             return User.objects.create_user(username=username, password=password, email=email)
     except IntegrityError:
         raise UsernameTaken(username=username) from None
+
+
+def ban_user(*, user_id: Any) -> User:
+    """Ban a player: their requests get 403, their refresh tokens are blacklisted, the boards drop them."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        if not user.is_banned:
+            user.is_banned, user.banned_at = True, timezone.now()
+            user.save(update_fields=["is_banned", "banned_at"])
+            for token in OutstandingToken.objects.filter(user_id=user.pk, expires_at__gt=user.banned_at):
+                BlacklistedToken.objects.get_or_create(token=token)
+            transaction.on_commit(partial(leaderboard.remove_user, user_id=user.pk))
+    return user
+
+
+def unban_user(*, user_id: Any) -> User:
+    """Lift a ban: the player may log in again and returns to the boards with their score."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user_id)
+        if user.is_banned:
+            user.is_banned, user.banned_at = False, None
+            user.save(update_fields=["is_banned", "banned_at"])
+            if user.score_updated_at is not None:
+                transaction.on_commit(
+                    partial(leaderboard.record_score, user_id=user.pk, score=user.score, reached_at=user.score_updated_at)
+                )
+    return user

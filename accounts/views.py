@@ -9,12 +9,32 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.forms import RegisterForm, SignInForm, field_ids
 from accounts.services import UsernameTaken, register_user
+from scoreboard_project.ratelimits import RateLimited, RateLimitUnavailable, by_ip, enforce
+
+
+def _limit(request: HttpRequest, *, group: str, rate_setting: str) -> str | None:
+    """Count a form POST against the same per-IP budget as the JSON API; a sentence to show when it is spent."""
+    try:
+        enforce(request, group=group, rate_setting=rate_setting, key=by_ip)
+    except RateLimited as limited:
+        return f"Too many attempts from your network. Wait {limited.retry_after} seconds and try again."
+    except RateLimitUnavailable:
+        return "Signing in is briefly unavailable. Try again in a moment."
+    return None
 
 
 class SignInView(auth_views.LoginView):
     template_name = "accounts/login.html"
     authentication_form = SignInForm
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:  # noqa: ANN002, ANN003
+        refusal = _limit(request, group="auth.login", rate_setting="RATE_LIMIT_LOGIN")
+        if refusal:
+            form = self.get_form_class()(request, initial={"username": request.POST.get("username", "")})
+            context = self.get_context_data(form=form, refusal=refusal)
+            return self.render_to_response(context, status=429)
+        return super().post(request, *args, **kwargs)
 
     def form_invalid(self, form: SignInForm) -> HttpResponse:
         field_ids(form)
@@ -38,6 +58,10 @@ def register(request: HttpRequest) -> HttpResponse:
         return redirect("play")
     form = RegisterForm(request.POST or None)
     if request.method == "POST":
+        refusal = _limit(request, group="auth.register", rate_setting="RATE_LIMIT_REGISTER")
+        if refusal:
+            context = {"form": RegisterForm(initial={"username": request.POST.get("username", "")}), "refusal": refusal}
+            return render(request, "accounts/register.html", context, status=429)
         if form.is_valid():
             try:
                 user = register_user(username=form.cleaned_data["username"], password=form.cleaned_data["password1"])

@@ -6,6 +6,7 @@ DATABASE_URL and REDIS_URL switch it to PostgreSQL and Redis. Every variable is 
 
 import ipaddress
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -47,6 +48,17 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+_RATE = re.compile(r"^\d+/\d*[smhd]$")
+
+
+def env_rate(name: str, default: str) -> str:
+    """A django-ratelimit rate such as `30/m` or `100/5m`."""
+    value = os.environ.get(name, default).strip()
+    if not _RATE.match(value):
+        raise ImproperlyConfigured(f"{name} must be a rate like 30/m, 10/s or 100/5m, got {value!r}")
+    return value
+
+
 DEBUG = env_bool("DEBUG", True)
 
 _DEV_SECRET_KEY = "dev-only-insecure-secret-key-never-use-in-production"
@@ -67,9 +79,12 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "channels",
     "accounts",
     "scores",
+    "integrations",
 ]
 
 MIDDLEWARE = [
@@ -119,6 +134,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
 
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Concurrent writers on the embedded default: a DEFERRED transaction that reads and then writes fails at once
+    # with "database is locked" (500) when another holds the write lock; IMMEDIATE takes the lock up front and
+    # waits up to `timeout` seconds for it instead. Found by the schemathesis run (issue 5).
+    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
 
@@ -165,19 +186,78 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Abuse resistance (issue 5): rate limits, connection limits, anti-cheat ----------------------------
+
+# Rate-limit counters: Redis when REDIS_URL is set, so limits hold across processes. The embedded default is one
+# daphne process, where a local-memory cache is shared by every request and its incr is atomic under a lock
+# (Django's DatabaseCache is not atomic either, and would add a SQLite write to every limited request).
+# django_ratelimit is deliberately not in INSTALLED_APPS: its system check rejects both of these caches
+# (and warns about Django's own RedisCache, which works); scoreboard_project/ratelimits.py calls its core directly.
+CACHES["ratelimit"] = (
+    {**CACHES["default"], "KEY_PREFIX": os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":rl"}
+    if REDIS_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "ratelimit"}
+)
+RATELIMIT_USE_CACHE = "ratelimit"
+RATELIMIT_ENABLE = env_bool("RATE_LIMITS_ENABLED", True)
+# Fail open: when the counter store is unreachable, requests pass (and a warning is logged) rather than the whole
+# game going down with Redis. Limits are a shield against floods, not what keeps scores honest: the server-side
+# checks in scores.services hold either way. Set RATE_LIMIT_FAIL_OPEN=0 to refuse with 503 instead.
+RATELIMIT_FAIL_OPEN = env_bool("RATE_LIMIT_FAIL_OPEN", True)
+RATE_LIMIT_START_ACTION = env_rate("RATE_LIMIT_START_ACTION", "30/m")
+RATE_LIMIT_COMPLETE_ACTION = env_rate("RATE_LIMIT_COMPLETE_ACTION", "30/m")
+RATE_LIMIT_LOGIN = env_rate("RATE_LIMIT_LOGIN", "10/m")
+RATE_LIMIT_REGISTER = env_rate("RATE_LIMIT_REGISTER", "10/m")
+RATE_LIMIT_API_CLIENT = env_rate("RATE_LIMIT_API_CLIENT", "600/m")
+
+# How many reverse proxies in front of the app append to X-Forwarded-For. 0: the header is ignored and the
+# socket address is the client, so a client cannot pick its own IP to dodge per-IP limits.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
+
+MAX_OPEN_ACTIONS_PER_USER = env_int("MAX_OPEN_ACTIONS_PER_USER", 3, minimum=1)
+MAX_CONNECTIONS_PER_USER = env_int("MAX_CONNECTIONS_PER_USER", 5, minimum=1)
+MAX_CONNECTIONS_PER_IP = env_int("MAX_CONNECTIONS_PER_IP", 50, minimum=1)
+# A connection count left behind by a crashed process expires after this long.
+CONNECTION_COUNT_TTL_SECONDS = env_int("CONNECTION_COUNT_TTL_SECONDS", 3600, minimum=60)
+
+# Flag a user whose points within the window exceed the threshold (0 disables), or who completes actions within
+# the margin of the minimum duration this many times in a row (0 disables).
+SUSPICION_WINDOW_SECONDS = env_int("SUSPICION_WINDOW_SECONDS", 3600, minimum=1)
+SUSPICION_WINDOW_POINTS = env_int("SUSPICION_WINDOW_POINTS", 1000)
+SUSPICION_MIN_DURATION_STREAK = env_int("SUSPICION_MIN_DURATION_STREAK", 5)
+SUSPICION_MIN_DURATION_MARGIN_SECONDS = env_int("SUSPICION_MIN_DURATION_MARGIN_SECONDS", 1)
+
+# Trusted game servers: signed requests may be this far from the server clock; idempotency keys are kept this
+# long (at least the promised 24 h); a request still in flight after the timeout is presumed dead and retried.
+API_SIGNATURE_MAX_SKEW_SECONDS = env_int("API_SIGNATURE_MAX_SKEW_SECONDS", 300, minimum=1)
+IDEMPOTENCY_KEY_TTL_HOURS = env_int("IDEMPOTENCY_KEY_TTL_HOURS", 24, minimum=24)
+IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECONDS = env_int("IDEMPOTENCY_IN_FLIGHT_TIMEOUT_SECONDS", 60, minimum=1)
+
 # --- API ---------------------------------------------------------------------------------------------
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # JWT first: its WWW-Authenticate header makes DRF answer 401 (not 403) to anonymous callers.
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "accounts.authentication.JWTAuthentication",
+        "accounts.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["scoreboard_project.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "scoreboard_project.errors.api_exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Scoreboard API",
+    "DESCRIPTION": "A live top-10 scoreboard. Every error has the shape {error: {code, message, details}}.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
 }
 
 ACCESS_TOKEN_LIFETIME_SECONDS = env_int("ACCESS_TOKEN_LIFETIME_SECONDS", 600, minimum=1)
@@ -205,6 +285,9 @@ LIVE_SSE_RETRY_MS = env_int("LIVE_SSE_RETRY_MS", 3000, minimum=100)
 LIVE_REDIS_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":live"
 
 ACTION_METADATA_MAX_BYTES = env_int("ACTION_METADATA_MAX_BYTES", 2048, minimum=2)
+ACTION_METADATA_MAX_DEPTH = env_int("ACTION_METADATA_MAX_DEPTH", 5, minimum=1)
+# Request bodies above this are refused with 413 before parsing (API bodies are a few hundred bytes).
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 256 * 1024, minimum=1024)
 LEADERBOARD_MAX_LIMIT = 100
 
 # --- Static files, i18n, security -------------------------------------------------------------------

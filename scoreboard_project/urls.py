@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
-from scoreboard_project import errors
+from scoreboard_project import errors, openapi  # noqa: F401 - openapi registers the schema's view annotations
 from scoreboard_project.metrics import metrics_view
 from scores import views
 
@@ -16,6 +17,9 @@ urlpatterns = [
     path("metrics", metrics_view, name="metrics"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
+    path("api/v1/", include("integrations.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     # JSON 404 for any other API path, also while DEBUG shows HTML debug pages elsewhere.
     re_path(r"^api/", errors.api_not_found),
 ]

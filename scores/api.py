@@ -8,6 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from scoreboard_project.client_ip import client_ip
+from scoreboard_project.ratelimits import rate_limit
 from scores import leaderboard, services
 from scores.models import Action, ActionType
 from scores.serializers import (
@@ -52,6 +54,7 @@ class UserActionsView(APIView):
         page = paginator.paginate_queryset(actions, request, view=self)
         return paginator.get_paginated_response(ActionSerializer(page, many=True).data)
 
+    @rate_limit("actions.start", rate_setting="RATE_LIMIT_START_ACTION")
     def post(self, request: Request, user_id: str) -> Response:
         _require_own_path(request, user_id)
         body = StartActionSerializer(data=request.data)
@@ -60,7 +63,7 @@ class UserActionsView(APIView):
             user=request.user,
             action_type_code=body.validated_data["actionType"],
             metadata=body.validated_data["metadata"],
-            client_ip=request.META.get("REMOTE_ADDR"),
+            client_ip=client_ip(request),
             user_agent=request.META.get("HTTP_USER_AGENT", ""),
         )
         data = ActionSerializer(action).data
@@ -69,6 +72,7 @@ class UserActionsView(APIView):
 
 
 class UserActionView(APIView):
+    @rate_limit("actions.complete", rate_setting="RATE_LIMIT_COMPLETE_ACTION")
     def put(self, request: Request, user_id: str, action_id: str) -> Response:
         _require_own_path(request, user_id)
         body = UpdateActionSerializer(data=request.data)

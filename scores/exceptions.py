@@ -51,3 +51,35 @@ class ActionTooFast(ScoreboardError):
             earliestCompletionAt=earliest.isoformat(),
             secondsRemaining=round(seconds_remaining, 3),
         )
+
+
+class TooManyOpenActions(ScoreboardError):
+    http_status = 409
+    code = "too_many_open_actions"
+    message = "You already have the maximum number of started actions; complete or cancel one first."
+
+
+class DailyCapReached(ScoreboardError):
+    http_status = 422
+    code = "daily_cap_reached"
+    message = "You have reached today's limit for this action type."
+
+
+class ActionNotCompleted(ScoreboardError):
+    http_status = 409
+    code = "action_not_completed"
+
+    def __init__(self, status: str) -> None:
+        super().__init__(f"This action is {status}; only a completed action can be voided.", status=status)
+
+
+class UserNotFound(ScoreboardError):
+    http_status = 404
+    code = "user_not_found"
+    message = "No such user."
+
+
+class UserBanned(ScoreboardError):
+    http_status = 403
+    code = "banned"
+    message = "This user is banned."

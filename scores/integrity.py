@@ -25,11 +25,16 @@ def _totals_off_ledger() -> list[str]:
 def _actions_paid_wrongly() -> list[str]:
     payments = Count("score_events", filter=Q(score_events__reason=ScoreEvent.Reason.ACTION_COMPLETED))
     paid = Coalesce(Sum("score_events__delta", filter=Q(score_events__reason=ScoreEvent.Reason.ACTION_COMPLETED)), 0)
-    actions = Action.objects.annotate(payments=payments, paid=paid)
-    completed_wrong = actions.filter(status=Action.Status.COMPLETED).exclude(payments=1, paid=F("points_awarded"))
-    unpaid_wrong = actions.exclude(status=Action.Status.COMPLETED).exclude(payments=0)
+    net = Coalesce(Sum("score_events__delta"), 0)
+    actions = Action.objects.annotate(payments=payments, paid=paid, net=net)
+    completed_wrong = actions.filter(status=Action.Status.COMPLETED).exclude(
+        payments=1, paid=F("points_awarded"), net=F("points_awarded")
+    )
+    # A voided action was paid once and reversed once: its ledger rows cancel out.
+    voided_wrong = actions.filter(status=Action.Status.VOIDED).exclude(payments=1, paid=F("points_awarded"), net=0)
+    unpaid_wrong = actions.exclude(status__in=[Action.Status.COMPLETED, Action.Status.VOIDED]).exclude(net=0, payments=0)
     return [
         f"action {action.pk} ({action.status}): {action.payments} payment(s) totalling {action.paid}, "
-        f"points_awarded {action.points_awarded}"
-        for action in (*completed_wrong, *unpaid_wrong)
+        f"net {action.net}, points_awarded {action.points_awarded}"
+        for action in (*completed_wrong, *voided_wrong, *unpaid_wrong)
     ]

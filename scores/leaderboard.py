@@ -1,7 +1,7 @@
 """Reads of the board: top N, a user's rank, the window around a user.
 
 Order: score descending, then who reached that score first, then user id, so ranks are strict and stable.
-Users appear once they have scored.
+Users appear once they have scored; banned users never appear (and have no rank).
 """
 
 from dataclasses import dataclass, field
@@ -50,7 +50,7 @@ def top(limit: int = 10) -> Board:
 
 def rank_of(user: Any) -> int | None:
     """The 1-based rank of `user`, or None if they have not scored yet."""
-    row = User.objects.filter(pk=user.pk).values("score", "score_updated_at").first()
+    row = User.objects.filter(pk=user.pk, is_banned=False).values("score", "score_updated_at").first()
     if row is None or row["score_updated_at"] is None:
         return None
     score, reached_at = row["score"], row["score_updated_at"]
@@ -77,6 +77,10 @@ def record_score(*, user_id: Any, score: int, reached_at: datetime) -> None:
     """Apply a committed score change to the board. The database board reads the users table, so nothing to do."""
 
 
+def remove_user(*, user_id: Any) -> None:
+    """Take a (banned) user off the board. The database board filters banned users out, so nothing to do."""
+
+
 def _board_slice(*, offset: int, limit: int) -> Board:
     rows = _ranked_users().order_by(*BOARD_ORDER).values_list("id", "username", "score")[offset : offset + limit]
     entries = [
@@ -87,7 +91,7 @@ def _board_slice(*, offset: int, limit: int) -> Board:
 
 
 def _ranked_users() -> QuerySet:
-    return User.objects.filter(score_updated_at__isnull=False)
+    return User.objects.filter(score_updated_at__isnull=False, is_banned=False)
 
 
 def _version() -> tuple[datetime | None, int]:

@@ -29,12 +29,27 @@ class StartActionSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False, default=dict)
 
     def validate_metadata(self, value: dict) -> dict:
+        if _depth(value) > settings.ACTION_METADATA_MAX_DEPTH:
+            raise serializers.ValidationError(
+                f"metadata may nest at most {settings.ACTION_METADATA_MAX_DEPTH} levels deep."
+            )
         size = len(json.dumps(value, separators=(",", ":")).encode())
         if size > settings.ACTION_METADATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"metadata is {size} bytes; at most {settings.ACTION_METADATA_MAX_BYTES} are accepted."
             )
         return value
+
+
+def _depth(value: object) -> int:
+    # Iterative, so a hostile document cannot exhaust the stack here either.
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 class UpdateActionSerializer(serializers.Serializer):
@@ -47,7 +62,7 @@ class ActionSerializer(serializers.ModelSerializer):
     actionType = serializers.CharField(source="action_type.code")  # noqa: N815
     startedAt = serializers.DateTimeField(source="started_at")  # noqa: N815
     expiresAt = serializers.DateTimeField(source="expires_at")  # noqa: N815
-    completedAt = serializers.DateTimeField(source="completed_at")  # noqa: N815
+    completedAt = serializers.DateTimeField(source="completed_at", allow_null=True)  # noqa: N815
     pointsAwarded = serializers.IntegerField(source="points_awarded")  # noqa: N815
 
     class Meta:

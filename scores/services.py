@@ -2,6 +2,7 @@
 
 import uuid
 from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
 from functools import partial
 from typing import Any
 
@@ -11,8 +12,17 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from scores import broadcast, leaderboard
-from scores.exceptions import ActionNotFound, ActionNotStarted, ActionTooFast, NotYourAction, UnknownActionType
+from scores import anticheat, broadcast, leaderboard
+from scores.exceptions import (
+    ActionNotCompleted,
+    ActionNotFound,
+    ActionNotStarted,
+    ActionTooFast,
+    NotYourAction,
+    UnknownActionType,
+    UserBanned,
+    UserNotFound,
+)
 from scores.models import Action, ActionType, ScoreEvent
 
 User = get_user_model()
@@ -26,25 +36,31 @@ def start_action(
     client_ip: str | None = None,
     user_agent: str = "",
 ) -> Action:
-    """Start an action of an active type for `user`. Raises UnknownActionType."""
+    """Start an action of an active type for `user`. Raises UnknownActionType, TooManyOpenActions, DailyCapReached."""
     action_type = ActionType.objects.filter(code=action_type_code, is_active=True).first()
     if action_type is None:
         raise UnknownActionType(actionType=action_type_code)
-    return Action.objects.create(
-        user=user,
-        action_type=action_type,
-        started_at=timezone.now(),
-        metadata=metadata or {},
-        client_ip=client_ip,
-        user_agent=user_agent[:512],
-    )
+    with transaction.atomic():
+        # Lock the user's row so that concurrent starts queue up and cannot together pass the open-action limit.
+        _lock_user(user.pk)
+        now = timezone.now()
+        anticheat.ensure_room_for_another_action(user_id=user.pk, now=now)
+        anticheat.ensure_under_daily_cap(user_id=user.pk, action_type=action_type, now=now)
+        return Action.objects.create(
+            user=user,
+            action_type=action_type,
+            started_at=now,
+            metadata=metadata or {},
+            client_ip=client_ip,
+            user_agent=user_agent[:512],
+        )
 
 
 def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
     """Complete a started action and pay its type's points exactly once.
 
-    Raises ActionNotFound, NotYourAction, ActionTooFast (the action stays started) and ActionNotStarted
-    (also when the action was past its maximum duration: it is then marked expired).
+    Raises ActionNotFound, NotYourAction, ActionTooFast and DailyCapReached (the action stays started), and
+    ActionNotStarted (also when the action was past its maximum duration: it is then marked expired).
     """
     with transaction.atomic():
         action = _lock_action(user=user, action_id=action_id)
@@ -53,7 +69,11 @@ def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
         if action.status == Action.Status.STARTED:
             if now < action.earliest_completion_at:
                 raise ActionTooFast(action.earliest_completion_at, (action.earliest_completion_at - now).total_seconds())
+            # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
+            _lock_user(action.user_id)
+            anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
             _pay(action, now)
+            anticheat.flag_if_suspicious(action=action, now=now)
             return action
     # Outside the atomic block so that an expiry found above is committed, not rolled back.
     raise ActionNotStarted(action.status)
@@ -69,6 +89,55 @@ def cancel_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
             action.save(update_fields=["status"])
             return action
     raise ActionNotStarted(action.status)
+
+
+def award_action_points(*, user_id: uuid.UUID | str, action_type_code: str, source: dict) -> Action:
+    """Pay a trusted game server's award of one action of a type (points from the type, times any multiplier).
+
+    Recorded as an action completed at once, so staff can void it like any other. Raises UserNotFound,
+    UserBanned, UnknownActionType, DailyCapReached.
+    """
+    action_type = ActionType.objects.filter(code=action_type_code, is_active=True).first()
+    if action_type is None:
+        raise UnknownActionType(actionType=action_type_code)
+    with transaction.atomic():
+        user = _lock_user(user_id)
+        if user.is_banned:
+            raise UserBanned(userId=str(user_id))
+        now = timezone.now()
+        anticheat.ensure_under_daily_cap(user_id=user.pk, action_type=action_type, now=now)
+        action = Action.objects.create(user=user, action_type=action_type, started_at=now, metadata=source)
+        _pay(action, now)
+        anticheat.flag_if_suspicious(action=action, now=now, check_pace=False)
+        return action
+
+
+def void_action(*, action_id: uuid.UUID | str) -> Action:
+    """Void a completed action: a negative ledger row reverses its payment; nothing is deleted.
+
+    Raises ActionNotFound, ActionNotCompleted.
+    """
+    with transaction.atomic():
+        try:
+            action = Action.objects.select_for_update(of=("self",)).select_related("action_type").get(pk=action_id)
+        except (Action.DoesNotExist, ValidationError, ValueError):
+            raise ActionNotFound(actionId=str(action_id)) from None
+        if action.status != Action.Status.COMPLETED:
+            raise ActionNotCompleted(action.status)
+        action.status = Action.Status.VOIDED
+        action.save(update_fields=["status"])
+        _change_score(
+            user_id=action.user_id, delta=-action.points_awarded, action=action,
+            reason=ScoreEvent.Reason.ACTION_VOIDED, now=timezone.now(),
+        )
+        return action
+
+
+def _lock_user(user_id: Any) -> Any:
+    try:
+        return User.objects.select_for_update().get(pk=user_id)
+    except (User.DoesNotExist, ValidationError, ValueError):
+        raise UserNotFound(userId=str(user_id)) from None
 
 
 def _lock_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
@@ -89,26 +158,36 @@ def _expire_if_overdue(action: Action, now: Any) -> None:
 
 
 def _pay(action: Action, now: Any) -> None:
-    points = action.action_type.points
+    multiplier = anticheat.multiplier_for(action_type=action.action_type, now=now)
+    points = int((action.action_type.points * multiplier).to_integral_value(rounding=ROUND_HALF_UP))
     action.status = Action.Status.COMPLETED
     action.completed_at = now
     action.points_awarded = points
     action.save(update_fields=["status", "completed_at", "points_awarded"])
-    _change_score(user_id=action.user_id, delta=points, action=action, reason=ScoreEvent.Reason.ACTION_COMPLETED, now=now)
+    _change_score(
+        user_id=action.user_id, delta=points, action=action, reason=ScoreEvent.Reason.ACTION_COMPLETED, now=now,
+        multiplier=multiplier,
+    )
 
 
-def _change_score(*, user_id: Any, delta: int, action: Action | None, reason: str, now: Any) -> int:
+def _change_score(
+    *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
+) -> int:
     # The only place a total changes: F() increments in SQL, and the ledger row records the result.
     User.objects.filter(pk=user_id).update(score=F("score") + delta, score_updated_at=now)
-    total = User.objects.values_list("score", flat=True).get(pk=user_id)
+    total, banned = User.objects.values_list("score", "is_banned").get(pk=user_id)
     ScoreEvent.objects.create(
-        user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now
+        user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now,
+        multiplier=multiplier,
     )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
-    transaction.on_commit(partial(_after_score_change, user_id=user_id, score=total, reached_at=now))
+    transaction.on_commit(partial(_after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned))
     return total
 
 
-def _after_score_change(*, user_id: Any, score: int, reached_at: datetime) -> None:
+def _after_score_change(*, user_id: Any, score: int, reached_at: datetime, banned: bool = False) -> None:
+    if banned:  # e.g. staff voiding a banned cheater's actions: the total changes, the boards keep them out
+        leaderboard.remove_user(user_id=user_id)
+        return
     leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
     broadcast.score_changed(user_id=user_id)

@@ -100,3 +100,29 @@ def as_bob(client_for, bob) -> APIClient:
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_rate_limit_counters(settings) -> None:
+    """Every test counts rate limits and live connections under its own key prefix (in LocMem or Redis alike),
+    so one test's logins never throttle the next; old keys expire on their own."""
+    import uuid
+
+    run = uuid.uuid4().hex[:12]
+    settings.RATELIMIT_CACHE_PREFIX = f"rl:{run}:"
+    settings.CONNECTION_LIMIT_KEY_PREFIX = f"conn:{run}:"
+
+
+@pytest.fixture
+def make_api_client(db):
+    """An ApiClient with the award scope; returns (client, raw key, signing secret or None)."""
+    from integrations.models import ApiClient
+
+    def make(name: str = "game-server", *, signed: bool = False, active: bool = True, scopes: list | None = None):
+        client = ApiClient(name=name, is_active=active, scopes=[ApiClient.SCOPE_AWARD] if scopes is None else scopes)
+        raw_key = client.set_new_key()
+        secret = client.set_new_signing_secret() if signed else None
+        client.save()
+        return client, raw_key, secret
+
+    return make

@@ -62,6 +62,17 @@ export function explain(error) {
       if (details.status === "completed") return "Already completed: each action pays only once.";
       if (details.status === "cancelled") return "This action was cancelled, so it cannot be completed.";
       return "This action can no longer change.";
+    case "too_many_open_actions":
+      return "You already have the most actions in progress at once. Complete or cancel one first (unfinished ones expire on their own).";
+    case "daily_cap_reached": {
+      const resets = details.resetsAt ? new Date(details.resetsAt) : null;
+      const when = resets && !Number.isNaN(resets.getTime())
+        ? ` It resets at ${resets.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" })}.`
+        : " It resets tomorrow.";
+      return `Daily limit reached: you have played this action as often as allowed today.${when}`;
+    }
+    case "banned":
+      return "This account has been banned, so it cannot score.";
     case "action_not_found":
       return "This action no longer exists. Start a new one.";
     case "unknown_action_type":

@@ -2,7 +2,7 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.test import Client
+from django.test import Client, override_settings
 
 pytestmark = pytest.mark.django_db
 User = get_user_model()
@@ -97,3 +97,41 @@ def test_logout_get_asks_and_post_signs_out(alice):
     assert confirm.status_code == 200 and "Sign out?" in confirm.content.decode()
     assert response.status_code == 302 and response["Location"] == "/"
     assert client.get("/play").status_code == 302
+
+
+@override_settings(RATE_LIMIT_LOGIN="2/m")
+def test_login_page_shares_the_per_ip_sign_in_limit(alice):
+    client = Client(REMOTE_ADDR="10.44.0.1")
+    for _ in range(2):
+        assert client.post("/login", {"username": "alice", "password": "wrong"}).status_code == 200
+
+    limited = client.post("/login", {"username": "alice", "password": "correct-horse-battery"})
+
+    assert limited.status_code == 429
+    assert "Too many attempts from your network. Wait" in limited.content.decode()
+    assert "_auth_user_id" not in client.session
+
+
+@override_settings(RATE_LIMIT_REGISTER="1/m")
+def test_register_page_shares_the_per_ip_registration_limit():
+    client = Client(REMOTE_ADDR="10.44.0.2")
+    form = {"username": "first", "password1": "a-long-unusual-phrase", "password2": "a-long-unusual-phrase"}
+    assert client.post("/register", form).status_code == 302
+    client.logout()
+
+    limited = client.post("/register", form | {"username": "second"})
+
+    assert limited.status_code == 429
+    assert "Too many attempts from your network." in limited.content.decode()
+    assert not User.objects.filter(username="second").exists()
+
+
+def test_banned_user_cannot_sign_in_on_the_page(alice):
+    User.objects.filter(pk=alice.pk).update(is_banned=True)
+    client = Client()
+
+    response = client.post("/login", {"username": "alice", "password": "correct-horse-battery"})
+
+    assert response.status_code == 200
+    assert "This account has been banned from Scoreboard." in response.content.decode()
+    assert "_auth_user_id" not in client.session

@@ -3,6 +3,7 @@
 import pytest
 from playwright.sync_api import expect
 
+from scores import services
 from scores.models import ActionType
 from tests.browser.conftest import screenshot, sign_in
 
@@ -97,3 +98,17 @@ def test_play_panel_screenshot_dark(server, new_context, make_user, catalogue):
     expect(page.locator("#current")).to_be_visible()
     page.wait_for_timeout(1100)
     screenshot(page, "play-dark.png")
+
+
+def test_too_many_open_actions_is_explained(server, new_context, make_user, catalogue, settings):
+    player = make_user("player")
+    for _ in range(settings.MAX_OPEN_ACTIONS_PER_USER):
+        services.start_action(user=player, action_type_code="quiz")
+    page = sign_in(new_context(), server, "player", then="/play")
+
+    page.get_by_role("button", name="Start Quick tap").click()
+
+    expect(page.locator("#outcome")).to_have_text(
+        "You already have the most actions in progress at once. Complete or cancel one first "
+        "(unfinished ones expire on their own)."
+    )

@@ -1,0 +1,16 @@
+from rest_framework import serializers
+
+
+class AwardScoreSerializer(serializers.Serializer):
+    """What a game server may say: who did which action. Points come from the action type, never from here."""
+
+    userId = serializers.UUIDField()  # noqa: N815 - the API's field names
+    actionType = serializers.CharField(max_length=64)  # noqa: N815
+
+
+class AwardScoreResponseSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(choices=["success"])
+    userId = serializers.UUIDField()  # noqa: N815
+    pointsAwarded = serializers.IntegerField()  # noqa: N815
+    score = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True)
