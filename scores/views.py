@@ -14,17 +14,26 @@ User = get_user_model()
 
 BOARD_SIZE = 10
 WEBSOCKET_PATH = "/ws/scoreboard"
+ALL_TIME = "all-time"
+PERIOD_LABELS = {"all-time": "All time", "weekly": "This week", "daily": "Today"}
 
 
 def board(request: HttpRequest) -> HttpResponse:
     """The board page, rendered on the server so it shows without JavaScript; board.js then keeps it live."""
-    top = leaderboard.top(BOARD_SIZE)
+    periods = _periods()
+    period = request.GET.get("period", ALL_TIME)
+    if period not in periods:
+        period = ALL_TIME
+    by_period = {"period": period} if periods else {}
+    top = leaderboard.top(BOARD_SIZE, **by_period)
     context = {
         "board": top,
+        "period": period,
+        "periods": [(code, PERIOD_LABELS.get(code, code)) for code in periods],
         "me_id": str(request.user.pk) if request.user.is_authenticated else "",
         "live_enabled": request.user.is_authenticated or _anonymous_live_allowed(),
         "ws_path": WEBSOCKET_PATH,
-        "mine": _own_standing(request, top),
+        "mine": _own_standing(request, top, by_period),
     }
     return render(request, "scores/board.html", context)
 
@@ -41,14 +50,21 @@ def play(request: HttpRequest) -> HttpResponse:
     return render(request, "scores/play.html", context)
 
 
-def _own_standing(request: HttpRequest, top: leaderboard.Board) -> dict | None:
+def _periods() -> tuple[str, ...]:
+    # Daily and weekly boards come with the leaderboard-store work; without them the page shows all-time only.
+    available = getattr(leaderboard, "PERIODS", ())
+    return tuple(sorted(available, key=lambda code: list(PERIOD_LABELS).index(code) if code in PERIOD_LABELS else 99))
+
+
+def _own_standing(request: HttpRequest, top: leaderboard.Board, by_period: dict) -> dict | None:
     if not request.user.is_authenticated:
         return None
     me_id = str(request.user.pk)
-    in_top = any(entry.user_id == me_id for entry in top.entries)
-    rank = None if in_top else leaderboard.rank_of(request.user)
-    score = User.objects.values_list("score", flat=True).get(pk=request.user.pk)
-    return {"in_top": in_top, "rank": rank, "score": score}
+    if any(entry.user_id == me_id for entry in top.entries):
+        return {"in_top": True, "rank": None, "score": None}
+    window = leaderboard.around(request.user, 1, **by_period)
+    mine = next((entry for entry in window.entries if entry.user_id == me_id), None)
+    return {"in_top": False, "rank": mine.rank if mine else None, "score": mine.score if mine else 0}
 
 
 def _anonymous_live_allowed() -> bool:

@@ -10,6 +10,11 @@ const statusTime = statusLine.querySelector(".status-time");
 const lastUpdate = document.getElementById("last-update");
 const myRank = document.getElementById("my-rank");
 const meId = section.dataset.me;
+// The WebSocket carries the all-time board. Another period's board is read from the JSON API whenever the socket
+// says something changed, and every PERIOD_REFRESH_MS (a change outside the all-time top 10 is not pushed).
+const period = section.dataset.period || "all-time";
+const followsSocket = period === "all-time";
+const PERIOD_REFRESH_MS = 15000;
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const state = { version: Number(section.dataset.version) || 0, freshConnection: true, inTop: null, mine: null };
@@ -155,7 +160,55 @@ function showMine() {
   myRank.hidden = false;
 }
 
+async function fetchJson(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (!response.ok) throw new Error(`${url}: ${response.status}`);
+  return response.json();
+}
+
+let periodRefresh = null;
+
+// One refresh at a time; a request made while one runs is folded into a single follow-up.
+function refreshPeriod() {
+  if (periodRefresh) {
+    periodRefresh.again = true;
+    return periodRefresh.done;
+  }
+  const run = { again: false };
+  run.done = (async () => {
+    try {
+      const query = `limit=10&period=${encodeURIComponent(period)}`;
+      const board = await fetchJson(`/api/v1/leaderboard?${query}`);
+      const entries = Array.isArray(board.data) ? board.data : [];
+      renderBoard(entries);
+      showUpdatedAt(board.lastUpdated);
+      if (meId) {
+        state.inTop = entries.some((entry) => entry.userId === meId);
+        if (!state.inTop) {
+          const around = await fetchJson(`/api/v1/leaderboard?around=me&${query.replace("limit=10", "limit=1")}`);
+          const mine = (around.data || []).find((entry) => entry.userId === meId);
+          state.mine = { rank: mine ? mine.rank : null, score: mine ? mine.score : 0, version: 0 };
+        }
+        showMine();
+      }
+    } catch {
+      // The next change or the next timer tick tries again.
+    } finally {
+      periodRefresh = null;
+      if (run.again) refreshPeriod();
+    }
+  })();
+  periodRefresh = run;
+  return run.done;
+}
+
 function onTopScores(message) {
+  if (!followsSocket) {
+    const fresh = state.freshConnection;
+    state.freshConnection = false;
+    refreshPeriod().then(() => fresh && live.markLive());
+    return;
+  }
   // The snapshot after each (re)connect always wins; after that, anything older than what is shown is dropped.
   const version = Number(message.version) || 0;
   if (!state.freshConnection && version < state.version) return;
@@ -174,6 +227,10 @@ function onTopScores(message) {
 }
 
 function onRankUpdate(message) {
+  if (!followsSocket) {
+    refreshPeriod();
+    return;
+  }
   const version = Number(message.version) || 0;
   if (state.mine && version < state.mine.version) return;
   state.mine = { rank: message.rank, score: message.score, version };
@@ -198,4 +255,5 @@ if (meId && myRank) {
 }
 
 if (section.dataset.live === "on") live.start();
+if (!followsSocket) setInterval(refreshPeriod, PERIOD_REFRESH_MS);
 window.scoreboard = { state, live };
