@@ -75,10 +75,10 @@ class Server:
         self.port = 0
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        # REDIS_KEY_PREFIX is inherited: the server must read the same Redis keys (boards, layer) as this process.
         self.env = os.environ | {
             "DATABASE_URL": _database_url(),
             "DEBUG": "true",
-            "REDIS_KEY_PREFIX": f"scoreboard-browser-{os.getpid()}",
             "PYTHONUNBUFFERED": "1",
             # Every browser signs in from 127.0.0.1; the per-IP sign-in limits are tested elsewhere.
             "RATE_LIMIT_LOGIN": "1000/m",
