@@ -9,6 +9,7 @@ import os
 import re
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -165,6 +166,7 @@ if REDIS_URL:
     # Pub/sub by default: measured with bench/fanout.py it delivers to many viewers far faster than the core
     # layer (one PUBLISH per broadcast instead of one list push per viewer); see the README's live-push section.
     CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
+    _REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
     _LAYER_BACKENDS = {
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
         "core": "channels_redis.core.RedisChannelLayer",
@@ -178,7 +180,9 @@ if REDIS_URL:
                 # redis-py 8 defaults to a 5 s socket timeout, equal to the layer's blocking pop: idle
                 # consumers would crash. No timeout, and a pool large enough for connect bursts.
                 "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
-                "prefix": os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":asgi",
+                # Redis pub/sub channels ignore the database number: put it in the prefix so that two deployments
+                # (or test runs) on one Redis server with different databases never hear each other's broadcasts.
+                "prefix": f"{os.environ.get('REDIS_KEY_PREFIX', 'scoreboard')}:{_REDIS_DB}:asgi",
             },
         }
     }

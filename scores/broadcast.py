@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +19,7 @@ import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db import connections
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from scores import leaderboard
@@ -65,8 +66,14 @@ def board_message(board: leaderboard.Board) -> BoardMessage:
 
 
 def current_board() -> BoardMessage:
-    """The current top 10 as a message (the snapshot a viewer gets on connect)."""
-    return board_message(leaderboard.top(BOARD_SIZE))
+    """The current top 10 as a message, read from one database snapshot."""
+    # The board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
+    # version, and viewers drop a later, correct board of the same version. One snapshot rules that out.
+    if connection.vendor != "postgresql" or connection.in_atomic_block:
+        return board_message(leaderboard.top(BOARD_SIZE))
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return board_message(leaderboard.top(BOARD_SIZE))
 
 
 def rank_message(user: Any, version: int) -> str | None:
@@ -187,11 +194,33 @@ def flush() -> None:
     if previous != message.entries_json:
         events.append((BOARD_GROUP, message.as_event()))
         user_ids |= _moved_users(previous, message.entries_json)
-    for user in User.objects.filter(pk__in=user_ids).only("id", "score"):
+    events += [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
+               for user_id, text in _rank_texts(user_ids, message).items()]
+    _deliver(events)
+
+
+def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:
+    # Users on the board already have their rank and score in it: only the others cost a lookup.
+    on_board = {entry["userId"]: entry for entry in json.loads(message.entries_json)}
+    texts = {
+        user_id: _dumps({"type": "rank_update", "score": entry["score"], "rank": entry["rank"], "version": message.version})
+        for user_id, entry in on_board.items() if user_id in user_ids
+    }
+    for user in User.objects.filter(pk__in=_valid_ids(user_ids - on_board.keys())).only("id", "score"):
         text = rank_message(user, message.version)
         if text is not None:
-            events.append((user_group(user.pk), {"type": RANK_EVENT, "version": message.version, "text": text}))
-    _deliver(events)
+            texts[str(user.pk)] = text
+    return texts
+
+
+def _valid_ids(user_ids: set[str]) -> list[str]:
+    valid = []
+    for user_id in user_ids:
+        try:
+            valid.append(str(uuid.UUID(user_id)))
+        except ValueError:
+            logger.warning("Ignoring a malformed user id in the live push queue: %r", user_id)
+    return valid
 
 
 def _moved_users(previous_json: str | None, current_json: str) -> set[str]:
@@ -252,8 +281,11 @@ class _Flusher:
                 flush()
             except Exception:  # noqa: BLE001 - keep the thread alive for the next change
                 logger.exception("Live broadcast failed")
-            finally:
-                # This thread's own database connection must not outlive the flush (and block test teardown).
+            with self._condition:
+                idle = self._deadline is None
+            if idle:
+                # Keep this thread's database connection while changes keep coming; close it when they stop, so
+                # it never idles open (or blocks dropping a test database).
                 connections.close_all()
 
 

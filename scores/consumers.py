@@ -1,6 +1,6 @@
-"""The live board over WebSocket: read-only, one group for the board and one per user for their rank.
+"""The live board over WebSocket: read-only; boards come through the process's relay, ranks through a user group.
 
-The consumer touches the database only at connect (credentials, snapshot). Relayed board and rank messages are
+The consumer touches the database only at connect (credentials, the user's rank). Board and rank messages are
 texts built once per broadcast by scores.broadcast, so relaying one costs a version check and a socket write.
 """
 
@@ -13,7 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from scores import broadcast
+from scores import broadcast, relay
 from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
 
 logger = logging.getLogger(__name__)
@@ -43,6 +43,7 @@ def _header(scope: dict, name: bytes) -> str | None:
 class LeaderboardConsumer(AsyncWebsocketConsumer):
     board_version = -1
     rank_version = -1
+    board_relay: relay.Relay | None = None
 
     async def dispatch(self, message: dict) -> None:
         # Stock AsyncConsumer.dispatch (channels >= 4.2) hops to a thread to close old database connections before
@@ -59,18 +60,19 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             code = CLOSE_FORBIDDEN_ORIGIN if refusal.code == "forbidden_origin" else CLOSE_UNAUTHORIZED
             await self.close(code=code)
             return
-        broadcast.serve_from_this_loop()
-        self.groups = [broadcast.BOARD_GROUP] + ([broadcast.user_group(user.pk)] if user else [])
-        for group in self.groups:
-            await self.channel_layer.group_add(group, self.channel_name)
+        if user is not None:
+            self.groups = [broadcast.user_group(user.pk)]
+            await self.channel_layer.group_add(self.groups[0], self.channel_name)
         await self.accept(subprotocol)
-        # Joined before the snapshot is read, so nothing falls between; the version check drops what is older.
-        board, rank = await database_sync_to_async(_snapshot)(user)
-        self.board_version = board.version
-        await self.send(text_data=board.ws)
-        if rank is not None:
-            self.rank_version = board.version
-            await self.send(text_data=rank)
+        self.board_relay = relay.for_this_loop()
+        board = await self.board_relay.join(self)
+        self.board_version = board["version"]
+        await self.send(text_data=board["ws"])
+        if user is not None:
+            rank = await database_sync_to_async(broadcast.rank_message)(user, board["version"])
+            if rank is not None:
+                self.rank_version = board["version"]
+                await self.send(text_data=rank)
 
     async def _authenticate(self) -> tuple[Any, str | None]:
         origin = _header(self.scope, b"origin")
@@ -104,20 +106,20 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         else:
             await self.send(text_data=_error("unknown_type", 'The only message a client may send is {"type": "ping"}.'))
 
-    async def board_update(self, event: dict) -> None:
-        if event["version"] > self.board_version:
+    async def push(self, event: dict) -> None:
+        """A board from this process's relay (not through this socket's own layer channel: see scores/relay.py)."""
+        if event["version"] >= self.board_version:  # the relay already dropped repeats
             self.board_version = event["version"]
-            await self.send(text_data=event["ws"])
+            await self.base_send({"type": "websocket.send", "text": event["ws"]})
+
+    async def disconnect(self, code: int) -> None:
+        if self.board_relay is not None:
+            self.board_relay.leave(self)
 
     async def rank_update(self, event: dict) -> None:
         if event["version"] > self.rank_version:
             self.rank_version = event["version"]
             await self.send(text_data=event["text"])
-
-
-def _snapshot(user: Any) -> tuple[broadcast.BoardMessage, str | None]:
-    board = broadcast.current_board()
-    return board, (broadcast.rank_message(user, board.version) if user is not None else None)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

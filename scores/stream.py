@@ -1,6 +1,7 @@
 """The live board as Server-Sent Events: GET /api/v1/leaderboard/stream.
 
-An async view streaming from the channel layer, so under daphne a client costs a coroutine, not a thread. Same
+An async view fed by the process's board relay (scores/relay.py), so under daphne a client costs a coroutine and a
+queue, not a thread. Same
 credentials as the WebSocket (Bearer header, ?token= or the session), same coalesced board texts.
 """
 
@@ -8,13 +9,11 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from scores import broadcast
+from scores import relay
 from scoreboard_project.errors import error_body
 from scores.live_auth import Refused, token_from_query, user_for_token, viewer_or_refuse
 
@@ -53,30 +52,30 @@ def _last_event_id(request: HttpRequest) -> int | None:
         return None
 
 
+class _StreamViewer:
+    def __init__(self) -> None:
+        self.queue: asyncio.Queue[dict] = asyncio.Queue()
+
+    async def push(self, event: dict) -> None:
+        self.queue.put_nowait(event)
+
+
 async def _events(last_event_id: int | None) -> AsyncIterator[str]:
-    layer = get_channel_layer()
-    channel = await layer.new_channel()
-    broadcast.serve_from_this_loop()
-    await layer.group_add(broadcast.BOARD_GROUP, channel)
-    # One receive stays pending across keep-alive ticks: cancelling it would drop the pub/sub subscription.
-    pending: asyncio.Task | None = None
+    board_relay, viewer = relay.for_this_loop(), _StreamViewer()
     try:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
-        board = await database_sync_to_async(broadcast.current_board)()
-        version = board.version
+        board = await board_relay.join(viewer)
+        version = board["version"]
         if last_event_id != version:
-            yield board.sse
+            yield board["sse"]
         while True:
-            pending = pending or asyncio.ensure_future(layer.receive(channel))
-            done, _ = await asyncio.wait({pending}, timeout=settings.LIVE_SSE_KEEPALIVE_SECONDS)
-            if not done:
+            try:
+                event = await asyncio.wait_for(viewer.queue.get(), settings.LIVE_SSE_KEEPALIVE_SECONDS)
+            except asyncio.TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            event, pending = pending.result(), None
-            if event.get("type") == broadcast.BOARD_EVENT and event["version"] > version:
+            if event["version"] >= version:  # the relay already dropped repeats
                 version = event["version"]
                 yield event["sse"]
     finally:
-        if pending is not None:
-            pending.cancel()
-        await layer.group_discard(broadcast.BOARD_GROUP, channel)
+        board_relay.leave(viewer)

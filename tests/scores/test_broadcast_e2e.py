@@ -42,7 +42,8 @@ def servers(django_db_setup, django_db_blocker):
             server.wait_ready()
         yield pair
     finally:
-        for server in pair:
+        for name, server in zip("AB", pair):
+            print(f"--- daphne {name} (shown when a test fails) ---\n{server.output()}")
             server.stop()
 
 
