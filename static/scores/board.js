@@ -256,4 +256,3 @@ if (meId && myRank) {
 
 if (section.dataset.live === "on") live.start();
 if (!followsSocket) setInterval(refreshPeriod, PERIOD_REFRESH_MS);
-window.scoreboard = { state, live };

@@ -97,7 +97,10 @@ def test_own_row_is_highlighted_and_own_rank_shows_below_when_outside(server, ne
     _wait_live(page)
     expect(page.locator("#my-rank")).to_have_text("You are #11 with 5 points.")
 
-    _give_live(server, me, 100)  # 105: top of the board, the rank paragraph goes away
+    _give_live(server, me, 2)  # still 11th: only a rank_update tells this page
+    expect(page.locator("#my-rank")).to_have_text("You are #11 with 7 points.")
+
+    _give_live(server, me, 100)  # 107: top of the board, the rank paragraph goes away
 
     own = page.locator("#board-rows tr.me")
     expect(own).to_have_attribute("data-rank", "1", timeout=3000)
