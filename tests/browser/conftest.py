@@ -43,11 +43,20 @@ PASSWORD = "correct-horse-battery"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Outside CI a machine without chromium skips these; in CI the launch fails loudly instead.
-    if not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
-        message = f"needs Debian's chromium at {CHROMIUM} (`apt-get install -y chromium`; `make test-browser` does it)"
-        for item in items:
-            item.add_marker(pytest.mark.skip(reason=message))
+    here = Path(__file__).parent
+    browser_items = [item for item in items if here in Path(str(item.fspath)).parents]
+    if not browser_items:
+        return
+    reason = None
+    if len(browser_items) < len(items):
+        # Playwright's sync API and pytest-asyncio's loops cannot share a process.
+        reason = "browser tests run in their own pytest process: `make test-browser` or `pytest tests/browser`"
+    elif not Path(CHROMIUM).exists() and os.environ.get("CI", "").lower() not in {"1", "true", "yes"}:
+        # Outside CI a machine without chromium skips these; in CI the launch fails loudly instead.
+        reason = f"needs Debian's chromium at {CHROMIUM} (`apt-get install -y chromium`; `make test-browser` does it)"
+    if reason:
+        for item in browser_items:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
