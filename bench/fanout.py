@@ -38,7 +38,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--viewers", type=int, default=1000)
     parser.add_argument("--large", action="store_true", help="5,000 viewers")
-    parser.add_argument("--layer", choices=["pubsub", "core"], default="pubsub")
+    parser.add_argument("--layer", choices=["core", "pubsub"], default="core")
     parser.add_argument("--servers", type=int, default=2, help="daphne processes (viewers spread over them)")
     parser.add_argument("--players", type=int, default=8, help="players completing actions (all in the top 10)")
     parser.add_argument("--rate", type=float, default=20, help="completions per second, all players together")
@@ -212,6 +212,8 @@ async def run(args: argparse.Namespace, tokens: list[str]) -> None:
               f"{time.monotonic() - began:.1f} s ({args.layer} layer)")
         for viewer in viewers:
             viewer.received.clear()
+        cpu_before = [cpu_seconds(server.process.pid) for server in servers]
+        client_before = time.process_time()
 
         done: list[str] = []
         until = time.monotonic() + args.seconds
@@ -225,11 +227,20 @@ async def run(args: argparse.Namespace, tokens: list[str]) -> None:
             await asyncio.sleep(0.1)
         await asyncio.sleep(0.5)
         report(args, viewers, [versions[action_id] for action_id in done if action_id in versions], final)
+        server_cpu = sum(cpu_seconds(server.process.pid) for server in servers) - sum(cpu_before)
+        delivered = sum(len(viewer.received) for viewer in viewers)
+        print(f"CPU during the run: servers {server_cpu:.1f} s ({server_cpu / max(delivered, 1) * 1e6:.0f} us per "
+              f"delivered message, HTTP completions included), load generator {time.process_time() - client_before:.1f} s")
         for viewer in viewers:
             viewer.transport.close()
     finally:
         for server in servers:
             server.stop()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tuple[int, float]], final: int) -> None:

@@ -163,9 +163,10 @@ if REDIS_URL:
             "KEY_PREFIX": os.environ.get("REDIS_KEY_PREFIX", "scoreboard"),
         }
     }
-    # Pub/sub by default: measured with bench/fanout.py it delivers to many viewers far faster than the core
-    # layer (one PUBLISH per broadcast instead of one list push per viewer); see the README's live-push section.
-    CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
+    # The board reaches each server process once (scores/relay.py), so the two layers measured alike with
+    # bench/fanout.py; core is the default because it buffers messages across a dropped Redis connection, where
+    # pub/sub loses them. See the README's live-push section for the figures.
+    CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "core")
     _REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
     _LAYER_BACKENDS = {
         "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",

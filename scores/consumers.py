@@ -41,7 +41,7 @@ def _header(scope: dict, name: bytes) -> str | None:
 
 
 class LeaderboardConsumer(AsyncWebsocketConsumer):
-    board_version = -1
+    board: relay.LatestBoard | None = None
     rank_version = -1
     board_relay: relay.Relay | None = None
 
@@ -66,7 +66,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         await self.accept(subprotocol)
         self.board_relay = relay.for_this_loop()
         board = await self.board_relay.join(self)
-        self.board_version = board["version"]
+        self.board = relay.LatestBoard(board)
         await self.send(text_data=board["ws"])
         if user is not None:
             rank = await database_sync_to_async(broadcast.rank_message)(user, board["version"])
@@ -108,8 +108,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def push(self, event: dict) -> None:
         """A board from this process's relay (not through this socket's own layer channel: see scores/relay.py)."""
-        if event["version"] >= self.board_version:  # the relay already dropped repeats
-            self.board_version = event["version"]
+        if self.board is not None and self.board.take(event):
             await self.base_send({"type": "websocket.send", "text": event["ws"]})
 
     async def disconnect(self, code: int) -> None:

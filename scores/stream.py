@@ -53,11 +53,15 @@ def _last_event_id(request: HttpRequest) -> int | None:
 
 
 class _StreamViewer:
+    """Holds only the newest board not yet written: a slow client skips boards instead of queueing them."""
+
     def __init__(self) -> None:
-        self.queue: asyncio.Queue[dict] = asyncio.Queue()
+        self.pending: dict | None = None
+        self.wake = asyncio.Event()
 
     async def push(self, event: dict) -> None:
-        self.queue.put_nowait(event)
+        self.pending = event
+        self.wake.set()
 
 
 async def _events(last_event_id: int | None) -> AsyncIterator[str]:
@@ -65,17 +69,17 @@ async def _events(last_event_id: int | None) -> AsyncIterator[str]:
     try:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
         board = await board_relay.join(viewer)
-        version = board["version"]
-        if last_event_id != version:
+        sent = relay.LatestBoard(board)
+        if last_event_id != board["version"]:
             yield board["sse"]
         while True:
             try:
-                event = await asyncio.wait_for(viewer.queue.get(), settings.LIVE_SSE_KEEPALIVE_SECONDS)
+                await asyncio.wait_for(viewer.wake.wait(), settings.LIVE_SSE_KEEPALIVE_SECONDS)
             except asyncio.TimeoutError:
                 yield ": keep-alive\n\n"
                 continue
-            if event["version"] >= version:  # the relay already dropped repeats
-                version = event["version"]
-                yield event["sse"]
+            viewer.wake.clear()
+            if sent.take(viewer.pending):
+                yield viewer.pending["sse"]
     finally:
         board_relay.leave(viewer)
