@@ -88,6 +88,13 @@ class LogoutView(CredentialView):
 class MeView(APIView):
     def get(self, request: Request) -> Response:
         user = User.objects.get(pk=request.user.pk)
+        ranks = {period: leaderboard.rank_of(user, period=period) for period in leaderboard.PERIODS}
         return Response(
-            {"userId": str(user.pk), "username": user.username, "score": user.score, "rank": leaderboard.rank_of(user)}
+            {
+                "userId": str(user.pk),
+                "username": user.username,
+                "score": user.score,
+                "rank": ranks[leaderboard.ALL_TIME],
+                "ranks": ranks,
+            }
         )

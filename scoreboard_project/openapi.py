@@ -84,6 +84,14 @@ ME = inline_serializer(
         "username": serializers.CharField(),
         "score": serializers.IntegerField(),
         "rank": serializers.IntegerField(allow_null=True),
+        "ranks": inline_serializer(
+            "RankPerPeriod",
+            {
+                "all-time": serializers.IntegerField(allow_null=True),
+                "weekly": serializers.IntegerField(allow_null=True),
+                "daily": serializers.IntegerField(allow_null=True),
+            },
+        ),
     },
 )
 STARTED_ACTION = inline_serializer(
@@ -123,6 +131,7 @@ BOARD = inline_serializer(
         ),
         "lastUpdated": serializers.DateTimeField(allow_null=True),
         "version": serializers.IntegerField(),
+        "period": serializers.ChoiceField(choices=["all-time", "daily", "weekly"]),
     },
 )
 USER_PATH = OpenApiParameter("user_id", OpenApiTypes.STR, OpenApiParameter.PATH, description='"me" or your own user id')
@@ -232,7 +241,7 @@ annotate(
 annotate(
     "scores.api.LeaderboardView",
     get=extend_schema(
-        summary="The board: top N, or the window around the caller",
+        summary="The board: top N, or the window around the caller, all-time or for today / this ISO week (UTC)",
         parameters=[LeaderboardQuerySerializer],
         responses={200: BOARD, **_errors(400, 401, 403)},
     ),

@@ -191,6 +191,20 @@ else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
+# --- Leaderboard store (issue 3) ----------------------------------------------------------------------
+
+# "database" (SQL on the source of truth) or "redis" (sorted sets, rebuilt from the database when missing).
+LEADERBOARD_BACKEND = os.environ.get("LEADERBOARD_BACKEND", "redis" if REDIS_URL else "database")
+if LEADERBOARD_BACKEND not in {"database", "redis"}:
+    raise ImproperlyConfigured(f"LEADERBOARD_BACKEND must be 'database' or 'redis', got {LEADERBOARD_BACKEND!r}")
+LEADERBOARD_REDIS_URL = os.environ.get("LEADERBOARD_REDIS_URL", REDIS_URL)
+if LEADERBOARD_BACKEND == "redis" and not LEADERBOARD_REDIS_URL:
+    raise ImproperlyConfigured("LEADERBOARD_BACKEND=redis needs LEADERBOARD_REDIS_URL or REDIS_URL.")
+LEADERBOARD_KEY_PREFIX = os.environ.get("LEADERBOARD_KEY_PREFIX", os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":lb")
+# A request never waits longer than this on the leaderboard's Redis; after a failure it is left alone this long.
+LEADERBOARD_REDIS_TIMEOUT_MS = env_int("LEADERBOARD_REDIS_TIMEOUT_MS", 250, minimum=1)
+LEADERBOARD_REDIS_RETRY_SECONDS = env_int("LEADERBOARD_REDIS_RETRY_SECONDS", 2)
+
 # --- Abuse resistance (issue 5): rate limits, connection limits, anti-cheat ----------------------------
 
 # Rate-limit counters: Redis when REDIS_URL is set, so limits hold across processes. The embedded default is one

@@ -3,7 +3,7 @@ from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
-from scoreboard_project import errors, openapi  # noqa: F401 - openapi registers the schema's view annotations
+from scoreboard_project import errors, health, openapi  # noqa: F401 - openapi registers the schema's view annotations
 from scoreboard_project.metrics import metrics_view
 from scores import views
 
@@ -15,6 +15,8 @@ urlpatterns = [
     path("logout", account_views.SignOutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
+    path("healthz", health.healthz, name="healthz"),
+    path("readyz", health.readyz, name="readyz"),
     path("api/v1/", include("accounts.urls")),
     path("api/v1/", include("scores.urls")),
     path("api/v1/", include("integrations.urls")),

@@ -100,9 +100,9 @@ class LeaderboardView(APIView):
     def get(self, request: Request) -> Response:
         query = LeaderboardQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        limit = query.validated_data["limit"]
+        limit, period = query.validated_data["limit"], query.validated_data["period"]
         if query.validated_data.get("around") == "me":
             if not request.user.is_authenticated:
                 raise NotAuthenticated()
-            return Response(leaderboard.around(request.user, limit).as_json())
-        return Response(leaderboard.top(limit).as_json())
+            return Response(leaderboard.around(request.user, limit, period=period).as_json())
+        return Response(leaderboard.top(limit, period=period).as_json())

@@ -95,7 +95,13 @@ class ScoreEvent(models.Model):
 
     class Meta:
         ordering = ["-id"]
-        indexes = [models.Index(fields=["user", "id"], name="score_event_user")]
+        indexes = [
+            models.Index(fields=["user", "id"], name="score_event_user"),
+            # Period boards: every user's rows in a day/week (rebuilds, database backend), and one user's rows in
+            # a window (each Redis write-through).
+            models.Index(fields=["created_at"], name="score_event_time"),
+            models.Index(fields=["user", "created_at"], name="score_event_user_time"),
+        ]
         constraints = [
             # A second payment for one action is refused by the database itself, whatever the code does.
             models.UniqueConstraint(

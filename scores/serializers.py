@@ -3,6 +3,7 @@ import json
 from django.conf import settings
 from rest_framework import serializers
 
+from scores import leaderboard
 from scores.models import Action, ActionType
 
 
@@ -73,3 +74,4 @@ class ActionSerializer(serializers.ModelSerializer):
 class LeaderboardQuerySerializer(serializers.Serializer):
     limit = serializers.IntegerField(min_value=1, max_value=settings.LEADERBOARD_MAX_LIMIT, default=10)
     around = serializers.ChoiceField(choices=["me"], required=False)
+    period = serializers.ChoiceField(choices=list(leaderboard.PERIODS), default=leaderboard.ALL_TIME)

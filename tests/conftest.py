@@ -96,6 +96,55 @@ def as_bob(client_for, bob) -> APIClient:
     return client_for(bob)
 
 
+def _is_transactional(request: pytest.FixtureRequest) -> bool:
+    marker = request.node.get_closest_marker("django_db")
+    if marker and (marker.kwargs.get("transaction") or (marker.args and marker.args[0])):
+        return True
+    return any(name in request.fixturenames for name in ("transactional_db", "live_server"))
+
+
+@pytest.fixture(autouse=True)
+def leaderboard_store(request: pytest.FixtureRequest, settings):
+    """Each test starts with empty Redis boards and a process that has seen no Redis outage.
+
+    Only transactional tests use the Redis board: Django's TestCase-style tests never commit, so the
+    write-through (on_commit) never runs and a rebuild (on its own connection) would not see their rows. They
+    read the database backend, which is exact for uncommitted rows too.
+    """
+    from scores import leaderboard
+    from scores.leaderboard import redis_rebuild
+
+    leaderboard._health.reset()
+    if settings.LEADERBOARD_BACKEND != "redis":
+        yield
+        return
+    transactional = _is_transactional(request)
+    if transactional:
+        # Requested here so that this fixture's teardown (joining rebuild threads) runs before the flush.
+        request.getfixturevalue("transactional_db")
+    else:
+        settings.LEADERBOARD_BACKEND = "database"
+    url, prefix = settings.LEADERBOARD_REDIS_URL, settings.LEADERBOARD_KEY_PREFIX
+    _clear_leaderboard_keys(url, prefix)
+    yield
+    redis_rebuild.wait_for_background_rebuilds()
+    _clear_leaderboard_keys(url, prefix)
+    leaderboard._health.reset()
+
+
+def _clear_leaderboard_keys(url: str, prefix: str) -> None:
+    # Only this project's leaderboard keys in the test Redis database: never FLUSHDB a shared server.
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.

@@ -91,7 +91,10 @@ def test_logout_kills_refresh_token(anon, alice):
 def test_me_reports_score_and_null_rank_before_scoring(as_alice, alice):
     response = as_alice.get(ME)
     assert response.status_code == 200
-    assert response.json() == {"userId": str(alice.pk), "username": "alice", "score": 0, "rank": None}
+    assert response.json() == {
+        "userId": str(alice.pk), "username": "alice", "score": 0, "rank": None,
+        "ranks": {"all-time": None, "weekly": None, "daily": None},
+    }
 
 
 def test_me_requires_token(anon):

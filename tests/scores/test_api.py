@@ -195,7 +195,7 @@ def test_leaderboard_order_and_ties(anon, make_user, client_for, quick_type, slo
 
 def test_leaderboard_version_grows_and_limit_applies(anon, as_alice, as_bob, quick_type):
     empty = anon.get(BOARD).json()
-    assert empty == {"data": [], "lastUpdated": None, "version": 0}
+    assert empty == {"data": [], "lastUpdated": None, "version": 0, "period": "all-time"}
     _play(as_alice)
     first = anon.get(BOARD).json()["version"]
     _play(as_bob)

@@ -1,0 +1,235 @@
+"""The Redis backend: one sorted set per board, ordered exactly like the database by ZREVRANGE alone.
+
+Encoding. The sorted-set score is the user's points (exact: doubles hold every integer up to 2**53). Equal scores
+are ordered by member, and ZREVRANGE returns them in *descending* byte order, so the member is built to sort
+descending in the board's tie order:
+
+    member = hex16(2**64 - 1 - reached_at_in_microseconds) + complement(user_id_hex)
+
+An earlier `reached_at` gives a larger first part and so comes first; for the same instant the nibble-wise
+complemented UUID (0<->f, 1<->e, ...) makes the smaller user id come first. Both parts are fixed-width hex, so
+byte order is numeric order, and the database's UUID order (PostgreSQL compares the 16 bytes, SQLite the 32 hex
+characters) is the hex order too.
+
+Per board, a hash maps user id -> "version:member username" so a user's old member can be found and removed, a
+read gets the usernames of the rows it returns in the same round trip (no SQL on the read path), and a write
+carrying an older version (a retried or reordered update) is ignored. The version is the id of the user's newest
+ledger row, which only grows for a user because their row lock orders their changes. A `built` marker says the
+board is complete: writes never create a board (a missing one is rebuilt from the database), reads of a board
+without the marker answer "not here" and the caller falls back to the database.
+A username there is refreshed by every score change of that user and by every rebuild.
+"""
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import redis
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Max, OuterRef, Subquery, Sum
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from scores.leaderboard import redis_scripts
+from scores.leaderboard.board import Board, Entry
+from scores.leaderboard.periods import Window
+from scores.models import ScoreEvent
+
+User = get_user_model()
+
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+TIME_CEILING = 2**64 - 1
+MAX_EXACT_SCORE = 2**53
+_COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
+
+
+class BoardNotBuilt(Exception):
+    """The board has no `built` marker (never built, flushed, expired or invalidated): ask the database."""
+
+
+class _Connection:
+    """A client with short timeouts and no retries (a dead Redis must fail fast), and its scripts."""
+
+    def __init__(self, url: str, timeout: float) -> None:
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
+            max_connections=500,
+        )
+        self.top = self.client.register_script(redis_scripts.TOP)
+        self.around = self.client.register_script(redis_scripts.AROUND)
+        self.record = self.client.register_script(redis_scripts.RECORD)
+
+
+_connections: dict[tuple[str, float], _Connection] = {}
+
+
+def connection(*, timeout: float | None = None) -> _Connection:
+    """The shared connection for the configured URL (reads and writes use the short request timeout)."""
+    if timeout is None:
+        timeout = settings.LEADERBOARD_REDIS_TIMEOUT_MS / 1000
+    key = (settings.LEADERBOARD_REDIS_URL, timeout)
+    if key not in _connections:
+        _connections[key] = _Connection(*key)
+    return _connections[key]
+
+
+class Keys:
+    """Every Redis key of one board, under the configured prefix."""
+
+    def __init__(self, window: Window) -> None:
+        base = f"{prefix()}:board:{window.key}"
+        self.zset = base
+        self.users = f"{base}:users"
+        self.built = f"{base}:built"
+        self.lock = f"{base}:lock"
+        self.pending = f"{base}:pending"
+
+
+def prefix() -> str:
+    return settings.LEADERBOARD_KEY_PREFIX
+
+
+def meta_key() -> str:
+    return f"{prefix()}:meta"
+
+
+def stats_key() -> str:
+    return f"{prefix()}:stats"
+
+
+def member(reached_at: datetime, user_id: uuid.UUID) -> str:
+    """The sorted-set member that orders ties by (reached_at ascending, user id ascending) under ZREVRANGE."""
+    micros = (reached_at - EPOCH) // timedelta(microseconds=1)
+    return f"{TIME_CEILING - micros:016x}{user_id.hex.translate(_COMPLEMENT)}"
+
+
+def user_id_of(board_member: str) -> uuid.UUID:
+    """The user id a member encodes (the inverse of member() for the id part)."""
+    return uuid.UUID(board_member[16:].translate(_COMPLEMENT))
+
+
+def exact_score(score: int) -> int:
+    """The score as stored; refuses totals a double cannot hold exactly rather than mis-order them."""
+    if abs(score) > MAX_EXACT_SCORE:
+        raise OverflowError(f"score {score} is beyond 2**53 and cannot be ranked exactly in Redis")
+    return score
+
+
+# --- reads -----------------------------------------------------------------------------------------------
+
+
+def top(window: Window, limit: int) -> Board:
+    """The first `limit` users. Raises BoardNotBuilt, RedisError."""
+    keys = Keys(window)
+    conn = connection()
+    found = conn.top(keys=[keys.zset, keys.built, keys.users, meta_key()], args=[0, limit - 1])
+    if found is None:
+        raise BoardNotBuilt(window.key)
+    rows, meta = found
+    return _board(window, rows, offset=0, meta=meta)
+
+
+def rank_of(window: Window, user_id: Any) -> int | None:
+    """The 1-based rank, or None if the user is not on the board. Raises BoardNotBuilt, RedisError."""
+    found = _around(window, user_id, 0)
+    return None if found[0] < 0 else found[0] + 1
+
+
+def around(window: Window, user_id: Any, limit: int) -> Board:
+    """`limit` users around the user (empty if they are not on it). Raises BoardNotBuilt, RedisError."""
+    found = _around(window, user_id, limit)
+    _, offset, rows, meta = found
+    return _board(window, rows, offset=offset, meta=meta)
+
+
+def _around(window: Window, user_id: Any, limit: int) -> list:
+    keys = Keys(window)
+    found = connection().around(
+        keys=[keys.zset, keys.users, keys.built, meta_key()], args=[_hex(user_id), limit]
+    )
+    if found is None:
+        raise BoardNotBuilt(window.key)
+    return found
+
+
+def _board(window: Window, rows: list, *, offset: int, meta: list) -> Board:
+    entries = [
+        Entry(
+            rank=offset + index + 1,
+            user_id=str(uuid.UUID(rows[3 * index])),
+            username=rows[3 * index + 1],
+            score=int(float(rows[3 * index + 2])),
+        )
+        for index in range(len(rows) // 3)
+    ]
+    version, updated = meta
+    return Board(
+        entries, datetime.fromisoformat(updated) if updated else None, int(version or 0), period=window.period
+    )
+
+
+def _hex(user_id: Any) -> str:
+    return user_id.hex if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id)).hex
+
+
+# --- writes ----------------------------------------------------------------------------------------------
+
+
+def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False) -> int:
+    """Set the user's entry on each built board to what the database holds now; returns boards changed.
+
+    Idempotent: it writes totals read from the database (never adds a delta), and a write older than the one on
+    the board (by ledger version) is ignored, so retries and reordering cannot double-count or go back in time.
+    """
+    row = _snapshot(user_id, windows)
+    if row is None or row["version"] is None:
+        return 0
+    keys = [meta_key()]
+    args = [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
+    now = datetime.now(timezone.utc)
+    for index, window in enumerate(windows):
+        board = Keys(window)
+        keys += [board.zset, board.users, board.built, board.lock, board.pending]
+        score, reached_at = row[f"score_{index}"], row[f"reached_{index}"]
+        present = reached_at is not None and not row["is_banned"]
+        expires = window.expires_at(now)
+        args += [
+            1 if present else 0,
+            exact_score(score) if present else 0,
+            member(reached_at, row["id"]) if present else "",
+            int(expires.timestamp()) if expires else 0,
+        ]
+    return connection().record(keys=keys, args=args)
+
+
+def _snapshot(user_id: Any, windows: list[Window]) -> dict | None:
+    # One SQL statement, so the totals of every board and the version come from one consistent snapshot.
+    events = ScoreEvent.objects.filter(user=OuterRef("pk")).order_by()
+    newest = events.order_by("-id")
+    annotations = {
+        "version": Subquery(newest.values("id")[:1]),
+        "version_at": Subquery(newest.values("created_at")[:1]),
+    }
+    for index, window in enumerate(windows):
+        if window.is_all_time:
+            continue
+        inside = events.filter(created_at__gte=window.start, created_at__lt=window.end).values("user")
+        annotations[f"score_{index}"] = Subquery(inside.annotate(total=Sum("delta")).values("total"))
+        annotations[f"reached_{index}"] = Subquery(inside.annotate(last=Max("created_at")).values("last"))
+    row = (
+        User.objects.filter(pk=user_id)
+        .values("id", "username", "score", "score_updated_at", "is_banned")
+        .annotate(**annotations)
+        .first()
+    )
+    if row is None:
+        return None
+    for index, window in enumerate(windows):
+        if window.is_all_time:
+            row[f"score_{index}"], row[f"reached_{index}"] = row["score"], row["score_updated_at"]
+    return row

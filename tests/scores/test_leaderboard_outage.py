@@ -1,0 +1,156 @@
+"""A Redis outage, for real: a private redis-server on a free port is stopped (or frozen) mid-run and restarted.
+
+Completions keep committing and succeeding, reads come from the database, /readyz says "degraded" with a 503,
+and once Redis is back the boards are rebuilt and match the database exactly.
+"""
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from scores import leaderboard
+from scores.leaderboard import database, periods, redis_board, redis_rebuild
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
+
+# One request may wait at most this long on a dead Redis (two 250 ms timeouts: the write-through and the rank).
+SLOWEST_COMPLETION_SECONDS = 1.5
+
+
+class PrivateRedis:
+    """A throwaway redis-server on 127.0.0.1, no persistence: a restart comes back empty, like a lost cache."""
+
+    def __init__(self) -> None:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port, socket_timeout=0.5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGCONT)
+            self.process.terminate()
+            self.process.wait(10)
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def private_redis(settings):
+    if shutil.which("redis-server") is None:
+        pytest.fail("the outage test needs the redis-server binary")
+    server = PrivateRedis()
+    server.start()
+    settings.LEADERBOARD_BACKEND = "redis"
+    settings.LEADERBOARD_REDIS_URL = server.url
+    settings.LEADERBOARD_REDIS_RETRY_SECONDS = 0  # try Redis on every call, so recovery is seen at once
+    yield server
+    redis_rebuild.wait_for_background_rebuilds()
+    server.stop()
+
+
+def _complete(client) -> dict:
+    started = time.monotonic()
+    action = client.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json")
+    response = client.put(f"/api/v1/users/me/actions/{action.json()['actionId']}", {"status": "completed"}, format="json")
+    assert response.status_code == 200, response.content
+    assert time.monotonic() - started < SLOWEST_COMPLETION_SECONDS
+    return response.json()
+
+
+def _truth(period: str) -> dict:
+    return database.top(periods.current(period), 10).as_json()
+
+
+def _read_every_board_until_rebuilt(anon) -> None:
+    for period in leaderboard.PERIODS:
+        assert anon.get(f"/api/v1/leaderboard?period={period}").json() == _truth(period)
+    redis_rebuild.wait_for_background_rebuilds()
+
+
+def _assert_redis_matches_database() -> None:
+    for period in leaderboard.PERIODS:
+        window = periods.current(period)
+        assert redis_rebuild.drift(window) == [], period
+        assert redis_board.top(window, 10).as_json() == _truth(period)
+
+
+def test_redis_stopped_and_restarted_empty(private_redis, client_for, alice, bob, anon, quick_type):
+    as_alice, as_bob = client_for(alice), client_for(bob)
+    _complete(as_alice)
+    _complete(as_bob)
+    _complete(as_bob)
+    leaderboard.rebuild()
+    _assert_redis_matches_database()
+
+    private_redis.stop()
+    results = [_complete(as_alice) for _ in range(3)]
+    assert [result["score"] for result in results] == [20, 30, 40]
+    assert results[-1]["rank"] == 1
+    for period in leaderboard.PERIODS:
+        assert anon.get(f"/api/v1/leaderboard?period={period}").json() == _truth(period)
+    assert as_bob.get("/api/v1/users/me").json()["ranks"] == {"all-time": 2, "weekly": 2, "daily": 2}
+    ready = anon.get("/readyz")
+    assert ready.status_code == 503
+    body = ready.json()
+    assert body["status"] == "degraded"
+    assert body["checks"]["database"]["status"] == "ok"
+    assert body["checks"]["redis"]["status"] == "down"
+    assert anon.get("/healthz").status_code == 200
+
+    private_redis.start()
+    assert anon.get("/readyz").status_code == 200
+    _complete(as_bob)
+    _read_every_board_until_rebuilt(anon)
+    _assert_redis_matches_database()
+    assert [row["score"] for row in anon.get("/api/v1/leaderboard").json()["data"]] == [40, 30]
+
+
+def test_redis_frozen_keeps_its_stale_board_which_is_rebuilt_when_it_answers(
+    private_redis, client_for, alice, bob, anon, quick_type
+):
+    as_alice, as_bob = client_for(alice), client_for(bob)
+    _complete(as_alice)
+    leaderboard.rebuild()
+    _assert_redis_matches_database()
+
+    private_redis.freeze()  # connections hang: every call must give up after its short timeout
+    try:
+        assert [_complete(as_bob)["score"] for _ in range(2)] == [10, 20]
+        assert anon.get("/api/v1/leaderboard").json() == _truth("all-time")
+        assert anon.get("/readyz").json()["checks"]["redis"]["status"] == "down"
+    finally:
+        private_redis.thaw()
+
+    # Redis still holds the board from before the freeze, without bob's scores: it must not be served as is.
+    assert anon.get("/api/v1/leaderboard").json() == _truth("all-time")
+    _read_every_board_until_rebuilt(anon)
+    _assert_redis_matches_database()
+    assert [row["username"] for row in anon.get("/api/v1/leaderboard").json()["data"]] == ["bob", "alice"]
