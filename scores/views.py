@@ -14,26 +14,23 @@ User = get_user_model()
 
 BOARD_SIZE = 10
 WEBSOCKET_PATH = "/ws/scoreboard"
-ALL_TIME = "all-time"
 PERIOD_LABELS = {"all-time": "All time", "weekly": "This week", "daily": "Today"}
 
 
 def board(request: HttpRequest) -> HttpResponse:
     """The board page, rendered on the server so it shows without JavaScript; board.js then keeps it live."""
-    periods = _periods()
-    period = request.GET.get("period", ALL_TIME)
-    if period not in periods:
-        period = ALL_TIME
-    by_period = {"period": period} if periods else {}
-    top = leaderboard.top(BOARD_SIZE, **by_period)
+    period = request.GET.get("period", leaderboard.ALL_TIME)
+    if period not in leaderboard.PERIODS:
+        period = leaderboard.ALL_TIME
+    top = leaderboard.top(BOARD_SIZE, period=period)
     context = {
         "board": top,
         "period": period,
-        "periods": [(code, PERIOD_LABELS.get(code, code)) for code in periods],
+        "periods": _periods(),
         "me_id": str(request.user.pk) if request.user.is_authenticated else "",
         "live_enabled": request.user.is_authenticated or _anonymous_live_allowed(),
         "ws_path": WEBSOCKET_PATH,
-        "mine": _own_standing(request, top, by_period),
+        "mine": _own_standing(request, top, period),
     }
     return render(request, "scores/board.html", context)
 
@@ -50,23 +47,23 @@ def play(request: HttpRequest) -> HttpResponse:
     return render(request, "scores/play.html", context)
 
 
-def _periods() -> tuple[str, ...]:
-    # Daily and weekly boards come with the leaderboard-store work; without them the page shows all-time only.
-    available = getattr(leaderboard, "PERIODS", ())
-    return tuple(sorted(available, key=lambda code: list(PERIOD_LABELS).index(code) if code in PERIOD_LABELS else 99))
+def _periods() -> list[tuple[str, str]]:
+    order = list(PERIOD_LABELS)
+    codes = sorted(leaderboard.PERIODS, key=lambda code: order.index(code) if code in order else len(order))
+    return [(code, PERIOD_LABELS.get(code, code)) for code in codes]
 
 
-def _own_standing(request: HttpRequest, top: leaderboard.Board, by_period: dict) -> dict | None:
+def _own_standing(request: HttpRequest, top: leaderboard.Board, period: str) -> dict | None:
     if not request.user.is_authenticated:
         return None
     me_id = str(request.user.pk)
     if any(entry.user_id == me_id for entry in top.entries):
         return {"in_top": True, "rank": None, "score": None}
-    window = leaderboard.around(request.user, 1, **by_period)
+    window = leaderboard.around(request.user, 1, period=period)
     mine = next((entry for entry in window.entries if entry.user_id == me_id), None)
     return {"in_top": False, "rank": mine.rank if mine else None, "score": mine.score if mine else 0}
 
 
 def _anonymous_live_allowed() -> bool:
     # The WebSocket refuses anonymous viewers unless the live-push setting allows public boards.
-    return bool(getattr(settings, "LIVE_ALLOW_ANONYMOUS", False))
+    return settings.LIVE_ALLOW_ANONYMOUS

@@ -5,7 +5,7 @@ import time
 import pytest
 from playwright.sync_api import Page, expect
 
-from scores import leaderboard, services
+from scores import services
 from scores.models import ActionType
 from tests.browser.conftest import play_via_api, screenshot, sign_in
 
@@ -178,7 +178,6 @@ def test_board_screenshots_light_dark_and_phone(server, new_context, make_user):
     screenshot(phone, "board-phone.png")
 
 
-@pytest.mark.skipif(not hasattr(leaderboard, "PERIODS"), reason="period boards arrive with the leaderboard-store issue")
 def test_period_switcher_shows_todays_board_and_keeps_it_live(server, new_context, ten_players, make_user):
     make_user("viewer_a")
     newcomer = make_user("newcomer")

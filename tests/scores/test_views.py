@@ -6,7 +6,7 @@ import pytest
 from django.core.management import call_command
 from django.test import Client, override_settings
 
-from scores import leaderboard, services
+from scores import services
 from scores.models import ActionType
 
 pytestmark = pytest.mark.django_db
@@ -148,15 +148,12 @@ def test_board_invites_a_player_who_has_not_scored(alice, bob, quick_type):
     assert "You are not on the board yet." in html and 'id="my-rank" hidden' not in html
 
 
-def test_period_switcher_appears_with_the_period_boards(alice, quick_type):
+def test_period_switcher_shows_the_chosen_period(alice, quick_type):
     _play(alice)
     html = Client().get("/?period=weekly").content.decode()
-    if hasattr(leaderboard, "PERIODS"):
-        assert 'aria-label="Period"' in html
-        assert '<a href="?period=weekly" aria-current="page">This week</a>' in html
-        assert 'data-period="weekly"' in html and "alice" in html
-    else:  # the board has only all-time until the leaderboard-store issue lands
-        assert 'aria-label="Period"' not in html and 'data-period="all-time"' in html
+    assert 'aria-label="Period"' in html
+    assert '<a href="?period=weekly" aria-current="page">This week</a>' in html
+    assert 'data-period="weekly"' in html and "alice" in html
 
 
 def test_unknown_period_falls_back_to_all_time(alice, quick_type):
