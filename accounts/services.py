@@ -8,7 +8,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 
-from scores import leaderboard
+from scores import broadcast, leaderboard
 from scores.exceptions import ScoreboardError
 
 User = get_user_model()
@@ -41,6 +41,7 @@ def ban_user(*, user_id: Any) -> User:
             for token in OutstandingToken.objects.filter(user_id=user.pk, expires_at__gt=user.banned_at):
                 BlacklistedToken.objects.get_or_create(token=token)
             transaction.on_commit(partial(leaderboard.remove_user, user_id=user.pk))
+            transaction.on_commit(partial(broadcast.score_changed, user_id=user.pk))  # viewers see them go
     return user
 
 
@@ -55,4 +56,5 @@ def unban_user(*, user_id: Any) -> User:
                 transaction.on_commit(
                     partial(leaderboard.record_score, user_id=user.pk, score=user.score, reached_at=user.score_updated_at)
                 )
+                transaction.on_commit(partial(broadcast.score_changed, user_id=user.pk))
     return user

@@ -7,6 +7,7 @@ window is shared by every process through a Redis lock, so a change is broadcast
 """
 
 import asyncio
+import hashlib
 import json
 import logging
 import threading
@@ -52,7 +53,8 @@ class BoardMessage:
     sse: str
 
     def as_event(self) -> dict:
-        return {"type": BOARD_EVENT, "version": self.version, "ws": self.ws, "sse": self.sse}
+        digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
+        return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse}
 
 
 def board_message(board: leaderboard.Board) -> BoardMessage:

@@ -13,7 +13,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from scores import broadcast, relay
+from scoreboard_project.client_ip import client_ip_from_scope
+from scores import broadcast, connection_limits, relay
 from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
 
 logger = logging.getLogger(__name__)
@@ -21,7 +22,7 @@ logger = logging.getLogger(__name__)
 # Close codes. Before the handshake completes a refusal becomes an HTTP 403 (the ASGI server cannot send a
 # close frame on a socket it never opened); the 44xx codes are what WebsocketCommunicator and logs see.
 CLOSE_UNAUTHORIZED = 4401
-CLOSE_FORBIDDEN_ORIGIN = 4403
+CLOSE_FORBIDDEN_ORIGIN = 4403  # also a banned user
 CLOSE_NOT_FOUND = 4404
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TOO_BIG = 1009
@@ -44,6 +45,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     board: relay.LatestBoard | None = None
     rank_version = -1
     board_relay: relay.Relay | None = None
+    lease: connection_limits.Lease | None = None
 
     async def dispatch(self, message: dict) -> None:
         # Stock AsyncConsumer.dispatch (channels >= 4.2) hops to a thread to close old database connections before
@@ -57,8 +59,15 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         try:
             user, subprotocol = await self._authenticate()
         except Refused as refusal:
-            code = CLOSE_FORBIDDEN_ORIGIN if refusal.code == "forbidden_origin" else CLOSE_UNAUTHORIZED
+            code = CLOSE_FORBIDDEN_ORIGIN if refusal.code in ("forbidden_origin", "banned") else CLOSE_UNAUTHORIZED
             await self.close(code=code)
+            return
+        try:
+            self.lease = await connection_limits.aacquire(
+                user_id=user.pk if user else None, ip=client_ip_from_scope(self.scope)
+            )
+        except connection_limits.TooManyConnections:
+            await self.close(code=connection_limits.CLOSE_CODE_TOO_MANY_CONNECTIONS)
             return
         if user is not None:
             self.groups = [broadcast.user_group(user.pk)]
@@ -114,6 +123,9 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if self.board_relay is not None:
             self.board_relay.leave(self)
+        lease, self.lease = self.lease, None
+        if lease is not None:
+            await connection_limits.arelease(lease)
 
     async def rank_update(self, event: dict) -> None:
         if event["version"] > self.rank_version:

@@ -42,9 +42,16 @@ def token_from_query(query_string: bytes | str) -> str | None:
 def _user_for_token_sync(raw: str) -> Any:
     auth = JWTAuthentication()
     try:
-        return auth.get_user(auth.get_validated_token(raw.encode()))
+        user = auth.get_user(auth.get_validated_token(raw.encode()))
     except (InvalidToken, TokenError, AuthenticationFailed):
         raise Refused("invalid_token", "The token is invalid or expired.") from None
+    _refuse_banned(user)
+    return user
+
+
+def _refuse_banned(user: Any) -> None:
+    if getattr(user, "is_banned", False):
+        raise Refused("banned", "This account is banned.")
 
 
 async def user_for_token(raw: str) -> Any:
@@ -55,6 +62,7 @@ async def user_for_token(raw: str) -> Any:
 def viewer_or_refuse(user: Any | None) -> Any | None:
     """`user`, or None for an anonymous viewer if the setting allows it. Raises Refused."""
     if user is not None and user.is_authenticated:
+        _refuse_banned(user)
         return user
     if settings.LIVE_ALLOW_ANONYMOUS:
         return None

@@ -11,17 +11,16 @@ latest board, so a new viewer's snapshot costs no database query.
 
 import asyncio
 import logging
-from typing import Protocol
+from typing import Any, Protocol
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from scores import broadcast
 
 logger = logging.getLogger(__name__)
 
-# The core Redis layer forgets group members after a day (group_expiry); rejoining hourly keeps the relay in.
-_REJOIN_SECONDS = 3600
 # Writes leave the process only when the event loop gets control back: yield every this many viewers.
 _YIELD_EVERY = 100
 
@@ -66,21 +65,35 @@ class Relay:
         pending = None
         try:
             while True:
-                # One receive stays pending across rejoin ticks: cancelling it would drop a pub/sub subscription.
+                # One receive stays pending across idle ticks: cancelling it would drop a pub/sub subscription.
                 pending = pending or asyncio.ensure_future(layer.receive(channel))
-                done, _ = await asyncio.wait({pending}, timeout=_REJOIN_SECONDS)
+                done, _ = await asyncio.wait({pending}, timeout=settings.LIVE_RESYNC_SECONDS)
                 if not done:
-                    await layer.group_add(broadcast.BOARD_GROUP, channel)
+                    await self._idle_tick(layer, channel)
                     continue
                 event, pending = pending.result(), None
                 if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.latest):
-                    self.latest = event
-                    self._changed.set()
+                    self._show(event)
         finally:
             fan_out.cancel()
             if pending is not None:
                 pending.cancel()
             await layer.group_discard(broadcast.BOARD_GROUP, channel)
+
+    def _show(self, event: dict) -> None:
+        self.latest = event
+        self._changed.set()
+
+    async def _idle_tick(self, layer: Any, channel: str) -> None:
+        # Rejoin (the core layer expires group members after a day) and compare with the database: a broadcast
+        # lost on the way (pub/sub drops messages while a connection is down) is repaired within one tick.
+        await layer.group_add(broadcast.BOARD_GROUP, channel)
+        if not self.viewers:
+            return
+        fresh = (await database_sync_to_async(broadcast.current_board)()).as_event()
+        if fresh["version"] > self.latest["version"] and fresh["digest"] != self.latest["digest"]:
+            logger.warning("The live board was behind the database (a lost broadcast?): resent version %s", fresh["version"])
+            self._show(fresh)
 
     async def _fan_out(self) -> None:
         while True:
@@ -99,8 +112,9 @@ class Relay:
 
 def _newer(event: dict, latest: dict) -> bool:
     # Equal versions with different boards: the later flush read later, so it wins (e.g. a username change).
-    # Compared on the SSE text, which unlike the WebSocket one has no send-time stamp for an empty board.
-    return event["version"] > latest["version"] or (event["version"] == latest["version"] and event["sse"] != latest["sse"])
+    return event["version"] > latest["version"] or (
+        event["version"] == latest["version"] and event["digest"] != latest["digest"]
+    )
 
 
 class LatestBoard:

@@ -188,6 +188,6 @@ def _change_score(
 def _after_score_change(*, user_id: Any, score: int, reached_at: datetime, banned: bool = False) -> None:
     if banned:  # e.g. staff voiding a banned cheater's actions: the total changes, the boards keep them out
         leaderboard.remove_user(user_id=user_id)
-        return
-    leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
+    else:
+        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
     broadcast.score_changed(user_id=user_id)

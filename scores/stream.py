@@ -13,8 +13,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
-from scores import relay
+from scoreboard_project.client_ip import client_ip
 from scoreboard_project.errors import error_body
+from scores import connection_limits, relay
 from scores.live_auth import Refused, token_from_query, user_for_token, viewer_or_refuse
 
 
@@ -24,13 +25,29 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
     if request.method != "GET":
         return JsonResponse(error_body("method_not_allowed", "Method not allowed."), status=405, headers={"Allow": "GET"})
     try:
-        await _viewer(request)
+        viewer = await _viewer(request)
     except Refused as refusal:
+        if refusal.code == "banned":
+            return JsonResponse(error_body(refusal.code, refusal.message), status=403)
         return JsonResponse(error_body(refusal.code, refusal.message), status=401, headers={"WWW-Authenticate": "Bearer"})
-    response = StreamingHttpResponse(_events(_last_event_id(request)), content_type="text/event-stream")
+    try:
+        lease = await connection_limits.aacquire(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
+    except connection_limits.TooManyConnections as refusal:
+        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=429,
+                            headers={"Retry-After": str(refusal.retry_after)})
+    response = StreamingHttpResponse(_released_after(_events(_last_event_id(request)), lease),
+                                     content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold events back
     return response
+
+
+async def _released_after(events: AsyncIterator[str], lease: connection_limits.Lease) -> AsyncIterator[str]:
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        await connection_limits.arelease(lease)
 
 
 async def _viewer(request: HttpRequest) -> Any:

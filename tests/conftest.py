@@ -151,6 +151,15 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
+    # Live push reads the board from its own thread. An in-memory SQLite test database (shared cache) fails a
+    # concurrent writer at once with "table is locked"; a file database makes it wait, as `make run`'s does.
+    database = settings.DATABASES["default"]
+    if database["ENGINE"] == "django.db.backends.sqlite3":
+        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")
+
+
 @pytest.fixture(autouse=True)
 def _fresh_rate_limit_counters(settings) -> None:
     """Every test counts rate limits and live connections under its own key prefix (in LocMem or Redis alike),
@@ -175,12 +184,3 @@ def make_api_client(db):
         return client, raw_key, secret
 
     return make
-
-
-@pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, tmp_path_factory) -> None:
-    # Live push reads the board from its own thread. An in-memory SQLite test database (shared cache) fails a
-    # concurrent writer at once with "table is locked"; a file database makes it wait, as `make run`'s does.
-    database = settings.DATABASES["default"]
-    if database["ENGINE"] == "django.db.backends.sqlite3":
-        database.setdefault("TEST", {})["NAME"] = str(tmp_path_factory.mktemp("sqlite") / "test.sqlite3")

@@ -35,7 +35,9 @@ def servers(django_db_setup, django_db_blocker):
     if not django_settings.REDIS_URL or connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
     env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "LIVE_COALESCE_MS": "100", "DEBUG": "true"}
+           "LIVE_COALESCE_MS": "100", "DEBUG": "true",
+           # The bursts below are this test's subject, not abuse: limits are tested in tests/security.
+           "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0"}
     pair = [Daphne(env), Daphne(env)]
     try:
         for server in pair:

@@ -7,9 +7,15 @@ from urllib.parse import urlsplit
 import pytest
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import F
+from django.utils import timezone
 
-from scores import broadcast, relay, services
+from scores import broadcast, leaderboard, relay, services
+from scores.models import ScoreEvent
 from tests.scores.test_consumers import connect, receive
+
+User = get_user_model()
 
 
 def event(version: int, sse: str = "board") -> dict:
@@ -54,3 +60,28 @@ async def test_many_viewers_in_one_process_share_one_relay_and_all_get_the_board
         assert json.loads(await ws.receive_from(timeout=3))["payload"][0]["score"] == 10
     await asyncio.gather(*(ws.disconnect() for ws in viewers))
     assert relay.for_this_loop().viewers == set()
+
+
+def _change_without_broadcast(user) -> None:
+    # Stands in for a broadcast lost on the way (pub/sub drops messages while a Redis connection is down).
+    now = timezone.now()
+    User.objects.filter(pk=user.pk).update(score=F("score") + 10, score_updated_at=now)
+    ScoreEvent.objects.create(user=user, delta=10, resulting_total=10, reason="action_completed", created_at=now)
+    leaderboard.record_score(user_id=user.pk, score=10, reached_at=now)  # the board store (Redis or database)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_idle_relay_repairs_a_lost_broadcast_from_the_database(settings, alice):
+    settings.LIVE_RESYNC_SECONDS = 0.3
+    settings.LIVE_ALLOW_ANONYMOUS = True
+    ws, connected, _ = await connect()
+    assert connected
+    assert (await receive(ws))["payload"] == []
+
+    await database_sync_to_async(_change_without_broadcast)(alice)
+
+    board = json.loads(await ws.receive_from(timeout=3))
+    assert [(e["username"], e["score"]) for e in board["payload"]] == [("alice", 10)]
+    assert await ws.receive_nothing(timeout=0.8)  # an unchanged board is not sent again
+    await ws.disconnect()

@@ -171,3 +171,26 @@ async def test_anonymous_stream_when_the_setting_allows(settings):
 async def test_post_is_405_json(alice):
     status, body = await error_of(Stream(method="POST", headers=[bearer(alice)]))
     assert (status, body["error"]["code"]) == (405, "method_not_allowed")
+
+
+async def test_sse_connections_are_limited_per_user_and_released(alice, quick_type, settings):
+    from scores import connection_limits
+
+    settings.MAX_CONNECTIONS_PER_USER = 2
+    first, second = Stream(headers=[bearer(alice)]), Stream(headers=[bearer(alice)])
+    assert (await first.open())["status"] == 200
+    assert (await second.open())["status"] == 200
+    status, body = await error_of(Stream(headers=[bearer(alice)]))
+    assert (status, body["error"]["code"]) == (429, "too_many_connections")
+    await first.close()
+    assert connection_limits.open_connections(user_id=alice.pk) == 1
+    await second.close()
+    assert connection_limits.open_connections(user_id=alice.pk) == 0
+
+
+async def test_banned_user_cannot_open_a_stream(alice, quick_type):
+    from accounts.services import ban_user
+
+    await database_sync_to_async(ban_user)(user_id=alice.pk)
+    status, body = await error_of(Stream(headers=[bearer(alice)]))
+    assert (status, body["error"]["code"]) == (403, "banned")
