@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://127.0.0.1:5432/postgres
 TEST_DATABASE_NAME ?= test_scoreboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test test-embedded test-services test-schema venv clean
+.PHONY: run test test-embedded test-services test-schema test-browser chromium venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,11 +37,11 @@ run: venv
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
-test: venv test-embedded test-services test-schema
+test: venv test-embedded test-services test-schema test-browser
 
 # Pass 1: the embedded default, exactly as `make run` uses it. Service-bound tests run in pass 2.
 test-embedded: venv
-	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -q -m "not postgres and not redis"
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m pytest -q -m "not postgres and not redis" --ignore=tests/browser
 
 # Pass 2: PostgreSQL and Redis. Outside CI it is skipped with a message when they are not reachable.
 test-services: venv
@@ -50,12 +50,31 @@ test-services: venv
 		echo "SKIPPED the PostgreSQL/Redis pass: set TEST_DATABASE_URL / TEST_REDIS_URL to run it."; \
 	else \
 		DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) REDIS_URL=$(TEST_REDIS_URL) \
-			$(BIN)/python -m pytest -q; \
+			$(BIN)/python -m pytest -q --ignore=tests/browser; \
 	fi
 
 # Pass 3: schemathesis fuzzes every operation of /api/schema/ on a live daphne: no 500, no response off the schema.
 test-schema: venv $(SCHEMA_VENV)/.installed
 	env -u DATABASE_URL -u REDIS_URL $(BIN)/python -m tests.schema_run --schemathesis $(SCHEMA_VENV)/bin/schemathesis
 
+# Pass 4: real-browser tests (Playwright + Debian's chromium against a real daphne), in their own pytest process:
+# Playwright's sync API and pytest-asyncio clash in one. PostgreSQL + Redis when reachable (always in CI), else
+# the embedded default with a SQLite file the server process shares.
+test-browser: venv chromium
+	@if [ "$${CI:-}" = "true" ] || DATABASE_URL=$(TEST_DATABASE_URL) REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/python -m tests.services_available; then \
+		DATABASE_URL=$(TEST_DATABASE_URL) TEST_DATABASE_NAME=$(TEST_DATABASE_NAME) REDIS_URL=$(TEST_REDIS_URL) \
+			DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/python -m pytest -q tests/browser; \
+	else \
+		env -u DATABASE_URL -u REDIS_URL DJANGO_ALLOW_ASYNC_UNSAFE=true $(BIN)/python -m pytest -q tests/browser; \
+	fi
+
+# Debian's chromium for the browser tests (never `playwright install`: no downloaded browsers).
+chromium:
+	@test -x /usr/bin/chromium || { \
+		echo "Installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
+
 clean:
-	rm -rf $(VENV) $(SCHEMA_VENV) db.sqlite3 staticfiles
+	rm -rf $(VENV) $(SCHEMA_VENV) db.sqlite3 staticfiles test-artifacts

@@ -2,12 +2,17 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts import views as account_views
 from scoreboard_project import errors, health, openapi  # noqa: F401 - openapi registers the schema's view annotations
 from scoreboard_project.metrics import metrics_view
 from scores import views
 
 urlpatterns = [
     path("", views.board, name="board"),
+    path("play", views.play, name="play"),
+    path("login", account_views.SignInView.as_view(), name="login"),
+    path("register", account_views.register, name="register"),
+    path("logout", account_views.SignOutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("metrics", metrics_view, name="metrics"),
     path("healthz", health.healthz, name="healthz"),
