@@ -4,6 +4,7 @@ The consumer touches the database only at connect (credentials, the user's rank)
 texts built once per broadcast by scores.broadcast, so relaying one costs a version check and a socket write.
 """
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -24,6 +25,7 @@ logger = logging.getLogger(__name__)
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403  # also a banned user
 CLOSE_NOT_FOUND = 4404
+CLOSE_GOING_AWAY = relay.CLOSE_GOING_AWAY  # the server is shutting down (SIGTERM)
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TOO_BIG = 1009
 
@@ -47,6 +49,10 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     board_relay: relay.Relay | None = None
     lease: connection_limits.Lease | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.released = asyncio.Event()
+
     async def dispatch(self, message: dict) -> None:
         # Stock AsyncConsumer.dispatch (channels >= 4.2) hops to a thread to close old database connections before
         # every message; this consumer does no database work per message, so the hop is pure cost (STACK.md).
@@ -54,6 +60,23 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except asyncio.CancelledError:
+            # An ASGI server cancelling the application (daphne's kill_all_applications on shutdown, when it works)
+            # sends no websocket.disconnect: give the connection counts back here, or they stay until their TTL.
+            await asyncio.shield(self.disconnect(CLOSE_GOING_AWAY))
+            raise
+
+    async def going_away(self) -> None:
+        """The server is stopping and has sent this socket a 1001 close frame (scores/relay.py): the client's
+        answer arrives as websocket.disconnect and releases the counts; release them here if it never comes."""
+        try:
+            await asyncio.wait_for(self.released.wait(), relay.GOING_AWAY_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            await self.disconnect(CLOSE_GOING_AWAY)
 
     async def connect(self) -> None:
         try:
@@ -126,6 +149,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         lease, self.lease = self.lease, None
         if lease is not None:
             await connection_limits.arelease(lease)
+        self.released.set()
 
     async def rank_update(self, event: dict) -> None:
         if event["version"] > self.rank_version:

@@ -75,10 +75,21 @@ class _StreamViewer:
     def __init__(self) -> None:
         self.pending: dict | None = None
         self.wake = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.stopping = False
 
     async def push(self, event: dict) -> None:
         self.pending = event
         self.wake.set()
+
+    async def going_away(self) -> None:
+        """The server is shutting down: end the stream (the client reconnects after `retry:`), counts released."""
+        self.stopping = True
+        self.wake.set()
+        try:
+            await asyncio.wait_for(self.ended.wait(), relay.GOING_AWAY_WAIT_SECONDS)
+        except asyncio.TimeoutError:
+            pass
 
 
 async def _events(last_event_id: int | None) -> AsyncIterator[str]:
@@ -96,7 +107,10 @@ async def _events(last_event_id: int | None) -> AsyncIterator[str]:
                 yield ": keep-alive\n\n"
                 continue
             viewer.wake.clear()
+            if viewer.stopping:
+                return
             if sent.take(viewer.pending):
                 yield viewer.pending["sse"]
     finally:
         board_relay.leave(viewer)
+        viewer.ended.set()

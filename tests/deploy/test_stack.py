@@ -1,0 +1,135 @@
+"""The production stack (deploy/stack.py) for real: nginx -> gunicorn (HTTP) + daphne (/ws/, SSE), DEBUG off,
+against the suite's PostgreSQL and Redis.
+
+- a completion served by a gunicorn (WSGI) worker reaches a WebSocket viewer and an SSE viewer on daphne;
+- SIGTERM: the WebSocket gets close code 1001 ("going away"), and the live-connection counts are given back;
+- static files come from WhiteNoise after collectstatic.
+"""
+
+import asyncio
+import json
+import secrets
+import time
+
+import httpx
+import pytest
+import redis
+from django.conf import settings as django_settings
+from django.db import connection
+from rest_framework_simplejwt.tokens import AccessToken
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
+from deploy.stack import Stack
+from tests.live_servers import database_url
+
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.redis,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(180),
+]
+
+
+@pytest.fixture
+def stack(django_db_setup, django_db_blocker):
+    if not django_settings.REDIS_URL or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
+    # Its own Redis key prefix (boards, counters, layer), deleted afterwards.
+    prefix = f"stack-test-{secrets.token_hex(6)}"
+    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
+           "REDIS_KEY_PREFIX": prefix,
+           "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(60), "SECURE_SSL_REDIRECT": "false",
+           "JWT_SIGNING_KEY": django_settings.SIMPLE_JWT["SIGNING_KEY"], "LOG_LEVEL": "WARNING",
+           "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0"}
+    running = Stack(mode="split", wsgi_workers=2, asgi_processes=1, env=env)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+        print(f"--- stack logs (shown when a test fails) ---\n{running.output()}")
+        running.cleanup()
+        client = redis.Redis.from_url(django_settings.REDIS_URL)
+        for key in client.scan_iter(f"{prefix}:*", count=1000):
+            client.delete(key)
+
+
+def open_connections(stack: Stack, scope: str, value: object) -> int:
+    """A live-connection count as the servers keep it (Django's Redis cache key: prefix, version, key)."""
+    raw = redis.Redis.from_url(django_settings.REDIS_URL).get(f"{stack.env['REDIS_KEY_PREFIX']}:rl:1:conn:{scope}:{value}")
+    return int(raw or 0)
+
+
+def token(user) -> str:
+    return str(AccessToken.for_user(user))
+
+
+async def first_board(socket) -> dict:
+    while True:
+        message = json.loads(await asyncio.wait_for(socket.recv(), 10))
+        if message["type"] == "top_scores_update":
+            return message
+
+
+async def sse_events(stack: Stack, user, found: list[dict], stop: asyncio.Event) -> None:
+    headers = {"Authorization": f"Bearer {token(user)}"}
+    async with httpx.AsyncClient(timeout=30) as client:
+        async with client.stream("GET", f"{stack.url}/api/v1/leaderboard/stream", headers=headers) as response:
+            assert response.status_code == 200
+            async for line in response.aiter_lines():
+                if line.startswith("data: "):
+                    found.append(json.loads(line[6:]))
+                if stop.is_set():
+                    return
+
+
+@pytest.mark.asyncio
+async def test_completion_on_a_wsgi_worker_reaches_websocket_and_sse_viewers(stack, alice, bob, quick_type):
+    found: list[dict] = []
+    stop = asyncio.Event()
+    sse = asyncio.create_task(sse_events(stack, bob, found, stop))
+    async with ws_connect(f"{stack.ws_url}/ws/scoreboard?token={token(bob)}") as socket:
+        assert (await first_board(socket))["payload"] == []
+        async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {token(alice)}"}) as api:
+            started = await api.post("/api/v1/users/me/actions", json={"actionType": "quick"})
+            assert started.status_code == 201, started.text
+            done = await api.put(f"/api/v1/users/me/actions/{started.json()['actionId']}", json={"status": "completed"})
+            assert done.status_code == 200, done.text
+            assert done.json()["score"] == 10
+        board = await first_board(socket)
+        assert [(row["username"], row["score"]) for row in board["payload"]] == [("alice", 10)]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(event["data"] for event in found):
+        await asyncio.sleep(0.1)
+    stop.set()
+    sse.cancel()
+    assert [(row["username"], row["score"]) for row in found[-1]["data"]] == [("alice", 10)]
+
+
+@pytest.mark.asyncio
+async def test_sigterm_closes_websockets_with_going_away_and_releases_their_counts(stack, alice):
+    sockets = [await ws_connect(f"{stack.ws_url}/ws/scoreboard?token={token(alice)}") for _ in range(2)]
+    for socket in sockets:
+        await first_board(socket)
+    assert open_connections(stack, "user", alice.pk) == 2
+    assert open_connections(stack, "ip", "127.0.0.1") == 2
+
+    codes = await asyncio.to_thread(stack.stop)
+    assert all(code == 0 for code in codes.values()), codes
+    for socket in sockets:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    assert open_connections(stack, "user", alice.pk) == 0
+    assert open_connections(stack, "ip", "127.0.0.1") == 0
+
+
+def test_static_files_and_pages_with_debug_off(stack):
+    page = httpx.get(f"{stack.url}/")
+    assert page.status_code == 200
+    css = next(part.split('"')[0] for part in page.text.split('href="')[1:] if ".css" in part.split('"')[0])
+    assert css.startswith("/static/") and css != "/static/scores/board.css"  # hashed by the manifest storage
+    asset = httpx.get(f"{stack.url}{css}")
+    assert asset.status_code == 200 and "max-age=315360000" in asset.headers["cache-control"]
+    assert httpx.get(f"{stack.url}/healthz").json() == {"status": "ok"}
