@@ -81,7 +81,11 @@ class UserActionView(APIView):
             action = services.complete_action(user=request.user, action_id=action_id)
         else:
             action = services.cancel_action(user=request.user, action_id=action_id)
-        user = User.objects.get(pk=request.user.pk)
+        # A completion knows the new total from its own transaction; otherwise read it.
+        score = getattr(action, "resulting_total", None)
+        user = request.user if score is not None else User.objects.get(pk=request.user.pk)
+        if score is not None:
+            user.score = score
         return Response(
             {
                 "actionId": str(action.pk),

@@ -164,7 +164,8 @@ def _pay(action: Action, now: Any) -> None:
     action.completed_at = now
     action.points_awarded = points
     action.save(update_fields=["status", "completed_at", "points_awarded"])
-    _change_score(
+    # The payer's new total, for the response (saves the API a read of the user after the transaction).
+    action.resulting_total = _change_score(
         user_id=action.user_id, delta=points, action=action, reason=ScoreEvent.Reason.ACTION_COMPLETED, now=now,
         multiplier=multiplier,
     )
