@@ -43,3 +43,77 @@ def test_request_log_never_contains_query_string(anon, caplog):
     assert len(lines) == 1
     assert "super-secret-jwt" not in lines[0].getMessage()
     assert lines[0].path == "/api/v1/leaderboard" and lines[0].status == 200 and lines[0].request_id
+
+
+# --- The domain metrics, read from /metrics as a scraper sees them ------------------------------------------
+
+
+def metric(client, name: str, **labels: str) -> float:
+    """The value of one sample of /metrics (0 when the series does not exist yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def start(client, code: str) -> str:
+    response = client.post("/api/v1/users/me/actions", {"actionType": code}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["actionId"]
+
+
+def test_completions_and_points_counted_by_action_type_once_committed(
+    client, as_alice, quick_type, slow_type, django_capture_on_commit_callbacks
+):
+    before = (metric(client, "scoreboard_completions_total", action_type="quick"),
+              metric(client, "scoreboard_points_awarded_total", action_type="quick"))
+    with django_capture_on_commit_callbacks(execute=True):
+        action_id = start(as_alice, "quick")
+        done = as_alice.put(f"/api/v1/users/me/actions/{action_id}", {"status": "completed"}, format="json")
+    assert done.status_code == 200
+    # A refused completion (too fast) pays nothing and counts nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        slow_id = start(as_alice, "slow")
+        assert as_alice.put(f"/api/v1/users/me/actions/{slow_id}", {"status": "completed"}, format="json").status_code == 422
+    assert metric(client, "scoreboard_completions_total", action_type="quick") == before[0] + 1
+    assert metric(client, "scoreboard_points_awarded_total", action_type="quick") == before[1] + 10
+    assert metric(client, "scoreboard_completions_total", action_type="slow") == 0
+
+
+def test_uncommitted_completion_is_not_counted(client, alice, quick_type):
+    # Under Django's TestCase-style test the transaction never commits: on_commit never fires, so no count.
+    from scores import services
+
+    before = metric(client, "scoreboard_completions_total", action_type="quick")
+    action = services.start_action(user=alice, action_type_code="quick")
+    services.complete_action(user=alice, action_id=action.pk)
+    assert metric(client, "scoreboard_completions_total", action_type="quick") == before
+
+
+def test_rejected_requests_counted_by_reason(client, anon, as_alice, as_bob, alice, quick_type, slow_type, settings):
+    reasons = ["auth", "too_fast", "conflict", "validation", "forbidden", "rate_limit"]
+    before = {reason: metric(client, "scoreboard_rejected_requests_total", reason=reason) for reason in reasons}
+
+    assert anon.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").status_code == 401
+    slow_id = start(as_alice, "slow")
+    assert as_alice.put(f"/api/v1/users/me/actions/{slow_id}", {"status": "completed"}, format="json").status_code == 422
+    quick_id = start(as_alice, "quick")
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "completed"}, format="json").status_code == 200
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "completed"}, format="json").status_code == 409
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "paused"}, format="json").status_code == 400
+    assert as_bob.put(f"/api/v1/users/{alice.pk}/actions/{quick_id}", {"status": "completed"},
+                      format="json").status_code == 403
+    settings.RATE_LIMIT_START_ACTION = "1/m"
+    statuses = [as_bob.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").status_code
+                for _ in range(2)]
+    assert statuses[-1] == 429
+
+    after = {reason: metric(client, "scoreboard_rejected_requests_total", reason=reason) for reason in reasons}
+    assert {reason: after[reason] - before[reason] for reason in reasons} == {
+        "auth": 1, "too_fast": 1, "conflict": 1, "validation": 1, "forbidden": 1, "rate_limit": 1,
+    }
