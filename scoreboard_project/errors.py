@@ -51,7 +51,7 @@ def dependency_down(exc: BaseException | None) -> bool:
     while exc is not None:
         if isinstance(exc, _DEPENDENCY_ERRORS):
             return True
-        exc = exc.__cause__ or exc.__context__
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
     return False
 
 
