@@ -117,3 +117,44 @@ def test_rejected_requests_counted_by_reason(client, anon, as_alice, as_bob, ali
     assert {reason: after[reason] - before[reason] for reason in reasons} == {
         "auth": 1, "too_fast": 1, "conflict": 1, "validation": 1, "forbidden": 1, "rate_limit": 1,
     }
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_websocket_gauge_follows_open_sockets(alice):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from scoreboard_project.asgi import application
+
+    read = sync_to_async(lambda: metric(Client(), "scoreboard_websocket_connections"))
+    before = await read()
+    communicator = WebsocketCommunicator(application, f"/ws/scoreboard?token={AccessToken.for_user(alice)}")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await read() == before + 1
+    refused = WebsocketCommunicator(application, "/ws/scoreboard")  # no credentials: refused, never counted open
+    assert not (await refused.connect())[0]
+    assert await read() == before + 1
+    await communicator.disconnect()
+    assert await read() == before
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_leaderboard_cache_miss_rebuild_then_hit(client, settings):
+    from scores.leaderboard import redis_rebuild
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")  # the marker already fails this in CI
+    settings.LEADERBOARD_BACKEND = "redis"
+    counts = lambda: {result: metric(client, "scoreboard_leaderboard_cache_total", result=result)  # noqa: E731
+                      for result in ("hit", "miss", "rebuild")}
+    before = counts()
+    assert client.get("/api/v1/leaderboard").status_code == 200  # no board in Redis yet: miss, rebuild started
+    redis_rebuild.wait_for_background_rebuilds()
+    assert client.get("/api/v1/leaderboard").status_code == 200
+    after = counts()
+    assert {result: after[result] - before[result] for result in after} == {"hit": 1, "miss": 1, "rebuild": 1}
