@@ -350,6 +350,8 @@ LOGOUT_REDIRECT_URL = "/"
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers and Prometheus probe over plain HTTP inside the network: never redirect the probes.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     if env_bool("TRUST_X_FORWARDED_PROTO", False):
         # Only behind a TLS-terminating proxy that overwrites this header; otherwise clients could forge it.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
