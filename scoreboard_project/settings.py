@@ -130,14 +130,12 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     # A database that is down must fail a request fast (503 with Retry-After), not hang it (issue 7).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
     if env_bool("DB_POOL", False):
-        from psycopg_pool import ConnectionPool
-
         # Under ASGI persistent connections leak (one per thread); psycopg's pool is the safe way to reuse them.
-        # `check` tests a pooled connection before handing it out, so after a database restart a dead one is
-        # replaced instead of failing a request; `timeout` bounds the wait for a free connection.
+        # With CONN_HEALTH_CHECKS Django has the pool check a connection before handing it out, so after a
+        # database restart a dead one is replaced instead of failing a request; `timeout` bounds the wait for one.
         DATABASES["default"]["OPTIONS"]["pool"] = {
             "min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20),
-            "timeout": env_int("DB_POOL_TIMEOUT", 5, minimum=1), "check": ConnectionPool.check_connection,
+            "timeout": env_int("DB_POOL_TIMEOUT", 5, minimum=1),
         }
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}

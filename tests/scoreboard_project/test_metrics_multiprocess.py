@@ -29,7 +29,8 @@ def servers(django_db_setup, django_db_blocker, tmp_path):
     if not django_settings.REDIS_URL or connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
     env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "LIVE_COALESCE_MS": "50", "RATE_LIMITS_ENABLED": "false",
+           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
+           "DB_POOL": "true",  # the production ASGI configuration (deploy/stack.py) "LIVE_COALESCE_MS": "50", "RATE_LIMITS_ENABLED": "false",
            "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0", "MAX_CONNECTIONS_PER_IP": "1000000"}
     pair = [Daphne(env), Daphne(env)]
     try:
