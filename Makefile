@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://127.0.0.1:5432/postgres
 TEST_DATABASE_NAME ?= test_scoreboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run serve bench bench-full test test-embedded test-services test-schema test-browser chromium venv clean
+.PHONY: run serve bench bench-full drills test test-embedded test-services test-schema test-browser chromium venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,11 @@ bench: venv
 
 bench-full: venv
 	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/e2e.py --full $(BENCH_ARGS)
+
+# Fault drills (issue 7): a private PostgreSQL cluster and Redis, stopped and restarted under load. On demand,
+# not part of `make test`; prints seconds to recover and statuses per phase, writes bench/results/faults.json.
+drills: venv
+	$(BIN)/python bench/faults.py $(DRILL_ARGS)
 
 test: venv test-embedded test-services test-schema test-browser
 
