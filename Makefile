@@ -40,13 +40,14 @@ run: venv
 # Production configuration (issue 7): nginx -> gunicorn (API, pages) + daphne (/ws/, SSE), DEBUG off, PostgreSQL and
 # Redis from DATABASE_URL / REDIS_URL, SECRET_KEY from the environment (refused when missing). deploy/stack.py.
 WSGI_WORKERS ?= 4
+WSGI_THREADS ?= 4
 ASGI_PROCESSES ?= 2
 serve: venv
 	@for name in SECRET_KEY DATABASE_URL REDIS_URL; do \
 		if [ -z "$${!name}" ]; then echo "make serve: set $$name in the environment (see README, Production serving)"; exit 2; fi; \
 	done
 	env DEBUG=false $(BIN)/python manage.py migrate --noinput
-	env DEBUG=false $(BIN)/python -m deploy.stack --mode split --wsgi-workers $(WSGI_WORKERS) \
+	env DEBUG=false $(BIN)/python -m deploy.stack --mode split --wsgi-workers $(WSGI_WORKERS) --wsgi-threads $(WSGI_THREADS) \
 		--asgi-processes $(ASGI_PROCESSES) --host $(HOST) --port $(PORT)
 
 # The end-to-end benchmark (issue 7): bench/e2e.py against its own database BENCH_DATABASE_URL and Redis db.

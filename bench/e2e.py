@@ -61,7 +61,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="length of each timed phase")
     parser.add_argument("--actions", type=int, default=None, help="actions started, then completed")
     parser.add_argument("--wsgi-workers", type=int, default=int(os.environ.get("WSGI_WORKERS", 4)))
-    parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 1)))
+    parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 4)))
     parser.add_argument("--asgi-processes", type=int, default=int(os.environ.get("ASGI_PROCESSES", 2)))
     parser.add_argument("--daphne-processes", type=int, default=4, help="daphne processes in the daphne-only layout")
     parser.add_argument("--profile", action="store_true", help="py-spy record the server processes during completions")

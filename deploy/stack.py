@@ -2,8 +2,9 @@
 
     python -m deploy.stack [--mode split|daphne] [--wsgi-workers 4] [--asgi-processes 2] [--port 8000]
 
-`split` (the default, what `make serve` runs; the layout the Channels documentation describes): gunicorn sync
-workers with persistent database connections (CONN_MAX_AGE) serve the API and the pages; daphne processes with
+`split` (the default, what `make serve` runs; the layout the Channels documentation describes): gunicorn workers
+(gthread, 4 threads each: a request mostly waits on PostgreSQL) with persistent database connections (CONN_MAX_AGE,
+one per thread, reused across requests) serve the API and the pages; daphne processes with
 psycopg's connection pool (DB_POOL=1) serve /ws/ and the SSE stream /api/v1/leaderboard/stream. `daphne`: daphne
 processes serve everything (the comparison the benchmark makes). nginx (Debian's package) routes by path; it runs
 as a non-daemon child with its config, pid, logs and temp files under a private temp directory, so it never
@@ -39,7 +40,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 
 # Settings each kind of process gets on top of the caller's environment.
-WSGI_ENV = {"DB_CONN_MAX_AGE": "600", "DB_POOL": "false"}  # one persistent connection per (single-threaded) worker
+WSGI_ENV = {"DB_CONN_MAX_AGE": "600", "DB_POOL": "false"}  # one persistent connection per worker thread
 ASGI_ENV = {"DB_CONN_MAX_AGE": "0", "DB_POOL": "true"}  # CONN_MAX_AGE leaks under ASGI; the pool does not
 
 
@@ -74,7 +75,7 @@ class Stack:
     """nginx + backends on free loopback ports. `start()` returns once every process answers /healthz."""
 
     def __init__(self, *, mode: str = "split", wsgi_workers: int = 4, asgi_processes: int = 2,
-                 wsgi_threads: int = 1, env: dict[str, str] | None = None, port: int = 0,
+                 wsgi_threads: int = 4, env: dict[str, str] | None = None, port: int = 0,
                  host: str = "127.0.0.1", collectstatic: bool = True, log_dir: str | None = None) -> None:
         if mode not in ("split", "daphne"):
             raise ValueError("mode is split or daphne")
@@ -253,7 +254,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["split", "daphne"], default="split")
     parser.add_argument("--wsgi-workers", type=int, default=int(os.environ.get("WSGI_WORKERS", 4)))
-    parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 1)))
+    parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 4)))
     parser.add_argument("--asgi-processes", type=int, default=int(os.environ.get("ASGI_PROCESSES", 2)))
     parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
