@@ -91,6 +91,10 @@ class Stack:
         self.collectstatic = collectstatic
         self.dir = Path(log_dir or tempfile.mkdtemp(prefix="scoreboard-stack-"))
         self.dir.mkdir(parents=True, exist_ok=True)
+        if not self.env.get("PROMETHEUS_MULTIPROC_DIR"):
+            # /metrics sums every process's samples (prometheus-client multi-process mode): one shared, empty dir.
+            (self.dir / "prometheus").mkdir(exist_ok=True)
+            self.env["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir / "prometheus")
         self.gunicorn: subprocess.Popen | None = None
         self.daphnes: list[subprocess.Popen] = []
         self.nginx: subprocess.Popen | None = None
