@@ -112,8 +112,14 @@ async def test_sigterm_closes_websockets_with_going_away_and_releases_their_coun
     sockets = [await ws_connect(f"{stack.ws_url}/ws/scoreboard?token={token(alice)}") for _ in range(2)]
     for socket in sockets:
         await first_board(socket)
-    assert open_connections(stack, "user", alice.pk) == 2
-    assert open_connections(stack, "ip", "127.0.0.1") == 2
+    found: list[dict] = []
+    sse = asyncio.create_task(sse_events(stack, alice, found, asyncio.Event()))
+    deadline = time.monotonic() + 10
+    while not found and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
+    assert found, "the SSE snapshot"
+    assert open_connections(stack, "user", alice.pk) == 3
+    assert open_connections(stack, "ip", "127.0.0.1") == 3
 
     codes = await asyncio.to_thread(stack.stop)
     assert all(code == 0 for code in codes.values()), codes
@@ -121,6 +127,7 @@ async def test_sigterm_closes_websockets_with_going_away_and_releases_their_coun
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(socket.recv(), 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    await asyncio.wait_for(sse, 10)  # the stream ended cleanly (no error from the client)
     assert open_connections(stack, "user", alice.pk) == 0
     assert open_connections(stack, "ip", "127.0.0.1") == 0
 
