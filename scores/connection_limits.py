@@ -31,6 +31,16 @@ class TooManyConnections(ScoreboardError):
     retry_after = 30
 
 
+class LimiterUnavailable(TooManyConnections):
+    """The counter store is down and RATELIMIT_FAIL_OPEN is off: a dependency outage (503), not the client's fault."""
+
+    http_status = 503
+    code = "connection_limit_unavailable"
+    message = "Connection limits are unavailable; try again shortly."
+    close_code = 1013  # "Try Again Later"
+    retry_after = 2
+
+
 @dataclass(frozen=True)
 class Lease:
     """The counters one accepted connection holds; give it back to `release`."""
@@ -57,7 +67,7 @@ def acquire(*, user_id: Any = None, ip: str | None = None) -> Lease:
         raise
     except Exception:  # noqa: BLE001 - the counter store failed: apply the explicit fail-open/closed choice
         if not settings.RATELIMIT_FAIL_OPEN:
-            raise TooManyConnections("Connection limits are unavailable; try again shortly.") from None
+            raise LimiterUnavailable() from None
         logger.warning("Connection limiter unavailable; accepting (fail-open)", exc_info=True)
         return Lease()
     return Lease(tuple(taken))
