@@ -5,7 +5,7 @@ MAX_CONNECTIONS_PER_IP per client IP, counted in the `ratelimit` cache so every 
 A consumer calls `aacquire` before accepting and `arelease` on disconnect; an SSE view does the same around its
 stream. A refused WebSocket is closed with code 4429; a refused SSE request gets 429. Counts carry a TTL so a process
 that dies without releasing leaks them for CONNECTION_COUNT_TTL_SECONDS at most. Cache failures follow
-RATELIMIT_FAIL_OPEN, like the request rate limits.
+RATELIMIT_FAIL_OPEN, like the request rate limits (fail-closed: close code 1013, or 503 with Retry-After).
 """
 
 import logging

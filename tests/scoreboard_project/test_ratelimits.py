@@ -110,4 +110,3 @@ def test_counts_live_in_redis_where_every_process_sees_them(settings, as_alice, 
 
     usage = get_usage(_Request(), group="actions.start", key=lambda *_: f"user:{alice.pk}", rate="5/m")
     assert usage["count"] == 2
-
