@@ -164,6 +164,7 @@ class Record:
     not_json: int = 0
     acknowledged: dict[str, int] = field(default_factory=dict)  # action id -> points the client was told
     ok_at: list[float] = field(default_factory=list)  # monotonic times of acknowledged completions
+    completed_on_retry: set[str] = field(default_factory=set)  # ids a retry found already completed (409)
     phase: str = "warm-up"
 
     def note(self, status: str, elapsed: float) -> None:
@@ -214,7 +215,11 @@ async def player(url: str, token: str, record: Record, stop: asyncio.Event) -> N
                     record.ok_at.append(time.monotonic())
                     break
                 if done is not None and done.status_code < 500:
-                    break  # 409: an earlier, unacknowledged attempt committed it (or it expired)
+                    # 409 with status "completed": an earlier attempt committed it but its answer was lost (the
+                    # database went away between the commit and the response). Paid once; the client can tell.
+                    if done.status_code == 409 and done.json()["error"]["details"].get("status") == "completed":
+                        record.completed_on_retry.add(action_id)
+                    break
                 await asyncio.sleep(pause_for(done))
 
 
@@ -271,13 +276,13 @@ async def wait_recovered(record: Record, ready: list, since: float, limit: float
 
 
 async def drive(stack: Stack, pg: PrivatePostgres, redis: PrivateRedis, tokens: list[str], viewer_tokens: list[str],
-                settle: float) -> tuple[Record, list[Viewer], dict]:
-    record, ready, stop = Record(), [], asyncio.Event()
+                settle: float) -> tuple[Record, list[Viewer], dict, dict]:
+    record, ready, stop_load, stop_view = Record(), [], asyncio.Event(), asyncio.Event()
     viewers = [Viewer() for _ in viewer_tokens]
-    tasks = [asyncio.create_task(player(stack.url, token, record, stop)) for token in tokens]
-    tasks += [asyncio.create_task(viewer(stack.ws_url, token, state, stop))
-              for token, state in zip(viewer_tokens, viewers)]
-    tasks.append(asyncio.create_task(ready_watch(stack.url, ready, stop)))
+    players = [asyncio.create_task(player(stack.url, token, record, stop_load)) for token in tokens]
+    watchers = [asyncio.create_task(viewer(stack.ws_url, token, state, stop_view))
+                for token, state in zip(viewer_tokens, viewers)]
+    watchers.append(asyncio.create_task(ready_watch(stack.url, ready, stop_view)))
     faults: dict = {}
     try:
         await asyncio.sleep(settle)
@@ -304,12 +309,16 @@ async def drive(stack: Stack, pg: PrivatePostgres, redis: PrivateRedis, tokens: 
             await asyncio.sleep(settle)
         record.phase = "cool-down"
         await asyncio.sleep(2)
+        stop_load.set()
+        await asyncio.gather(*players, return_exceptions=True)
+        board = await final_board_check(viewers)
     finally:
-        stop.set()
-        for task in tasks:
+        stop_load.set()
+        stop_view.set()
+        for task in players + watchers:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-    return record, viewers, faults
+        await asyncio.gather(*players, *watchers, return_exceptions=True)
+    return record, viewers, faults, board
 
 
 def ledger_check(record: Record) -> dict:
@@ -332,6 +341,7 @@ def ledger_check(record: Record) -> dict:
         "double_awards": doubles,
         "completions_in_ledger": total_paid,
         "committed_not_acknowledged": total_paid - len(acked),
+        "of_which_a_retry_saw_completed": len(record.completed_on_retry),
     }
 
 
@@ -342,20 +352,41 @@ def manage(command: str, env: dict) -> dict:
     return {"exit_code": done.returncode, "last_line": lines[-1] if lines else ""}
 
 
-def final_board_check(viewers: list[Viewer]) -> dict:
+def final_board() -> list[tuple[str, int]]:
+    from django.db import connections
+
     from scores import leaderboard
 
-    final = [(entry.user_id, entry.score) for entry in leaderboard.top(10).entries]
-    have = sum(1 for state in viewers if state.last is not None and
-               [(row["userId"], row["score"]) for row in state.last["payload"]] == final)
+    try:
+        return [(entry.user_id, entry.score) for entry in leaderboard.top(10).entries]
+    finally:
+        connections.close_all()
+
+
+async def final_board_check(viewers: list[Viewer], limit: float = 20) -> dict:
+    """After the load stops: seconds until every viewer shows the final top 10 (the relays' idle resync repairs
+    a broadcast lost to an outage within LIVE_RESYNC_SECONDS)."""
+    if not viewers:
+        return {}
+    final = await asyncio.to_thread(final_board)
+    began = time.monotonic()
+
+    def current() -> int:
+        return sum(1 for state in viewers if state.last is not None and
+                   [(row["userId"], row["score"]) for row in state.last["payload"]] == final)
+
+    while current() < len(viewers) and time.monotonic() - began < limit:
+        await asyncio.sleep(0.1)
     errors = sum((state.errors for state in viewers), Counter())
-    return {"viewers": len(viewers), "with_final_board": have, "reconnects": sum(v.reconnects for v in viewers),
-            "disconnect_reasons": dict(errors.most_common(5))}
+    return {"viewers": len(viewers), "with_final_board": current(),
+            "seconds_until_all_had_it": round(time.monotonic() - began, 2) if current() == len(viewers) else None,
+            "reconnects": sum(v.reconnects for v in viewers), "disconnect_reasons": dict(errors.most_common(5))}
 
 
-def report(record: Record, faults: dict, ledger: dict, checks: dict, board: dict) -> dict:
+def report(record: Record, faults: dict, ledger: dict, checks: dict, board: dict, config: dict) -> dict:
     phases = list(record.statuses)
-    print("\nFault drill (production stack, private PostgreSQL and Redis; shared 2-core box, figures are noisy)\n")
+    print("\nFault drill (production stack, private PostgreSQL and Redis; shared 2-core box, figures are noisy)")
+    print(f"  {config}\n")
     for name, fault in faults.items():
         recover = fault["recover_seconds"]
         print(f"  {name:<28} dependency away {fault['down_seconds']:>6.2f} s; recovered after it was back: "
@@ -390,6 +421,8 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=6, help="seconds of steady load before and after faults")
     parser.add_argument("--wsgi-workers", type=int, default=3)
     parser.add_argument("--asgi-processes", type=int, default=1)
+    parser.add_argument("--rate-limits", choices=["fail-open", "fail-closed", "off"], default="fail-open",
+                        help="rate limiting during the drill (fail-open is the production default)")
     parser.add_argument("--verbose", action="store_true", help="print the stack's logs")
     parser.add_argument("--json", default=str(BASE_DIR / "bench" / "results" / "faults.json"))
     args = parser.parse_args()
@@ -402,7 +435,12 @@ def main() -> None:
         redis.start()
         env = {
             "DATABASE_URL": pg.url(), "REDIS_URL": redis.url, "SECRET_KEY": SECRET_KEY, "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false", "RATE_LIMITS_ENABLED": "false", "SUSPICION_WINDOW_POINTS": "0",
+            "SECURE_SSL_REDIRECT": "false", "SUSPICION_WINDOW_POINTS": "0",
+            # Counted in Redis like production, with budgets no player reaches: what matters is what a Redis outage
+            # does to them (fail-open: requests pass; fail-closed: 503 with Retry-After).
+            "RATE_LIMITS_ENABLED": "false" if args.rate_limits == "off" else "true",
+            "RATE_LIMIT_FAIL_OPEN": "false" if args.rate_limits == "fail-closed" else "true",
+            "RATE_LIMIT_START_ACTION": "100000/m", "RATE_LIMIT_COMPLETE_ACTION": "100000/m",
             "SUSPICION_MIN_DURATION_STREAK": "0", "MAX_CONNECTIONS_PER_IP": "1000000", "LIVE_RESYNC_SECONDS": "5",
             "LOG_LEVEL": "WARNING",
         }
@@ -435,9 +473,7 @@ def main() -> None:
                       env=env, collectstatic=False)
         stack.start()
         print(f"Stack ({args.mode}) on {stack.url}; {args.workers} players, {args.viewers} viewers", flush=True)
-        record, viewers, faults = asyncio.run(drive(stack, pg, redis, tokens, viewer_tokens, args.settle))
-        time.sleep(6)  # let the relays' idle resync repair any broadcast lost during the outages
-        board = final_board_check(viewers) if viewers else {}
+        record, viewers, faults, board = asyncio.run(drive(stack, pg, redis, tokens, viewer_tokens, args.settle))
         if args.verbose:
             print(stack.output(tail=6000))
         stack.stop()
@@ -448,9 +484,10 @@ def main() -> None:
         full_env = {**os.environ, **env}
         checks = {"verify_scores": manage("verify_scores", full_env),
                   "check_leaderboard": manage("check_leaderboard", full_env)}
-        result = report(record, faults, ledger, checks, board)
-        result["config"] = {"mode": args.mode, "workers": args.workers, "viewers": args.viewers,
-                            "wsgi_workers": args.wsgi_workers, "asgi_processes": args.asgi_processes}
+        config = {"mode": args.mode, "rate_limits": args.rate_limits, "workers": args.workers,
+                  "viewers": args.viewers, "wsgi_workers": args.wsgi_workers, "asgi_processes": args.asgi_processes}
+        result = report(record, faults, ledger, checks, board, config)
+        result["config"] = config
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
         print(f"JSON written to {args.json}")

@@ -91,9 +91,9 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             self.lease = await connection_limits.aacquire(
                 user_id=user.pk if user else None, ip=client_ip_from_scope(self.scope)
             )
-        except connection_limits.TooManyConnections:
-            metrics.count_rejection(429)
-            await self.close(code=connection_limits.CLOSE_CODE_TOO_MANY_CONNECTIONS)
+        except connection_limits.TooManyConnections as refusal:
+            metrics.count_rejection(refusal.http_status)
+            await self.close(code=refusal.close_code)
             return
         if user is not None:
             self.groups = [broadcast.user_group(user.pk)]

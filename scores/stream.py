@@ -35,8 +35,8 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
     try:
         lease = await connection_limits.aacquire(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
     except connection_limits.TooManyConnections as refusal:
-        metrics.count_rejection(429)
-        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=429,
+        metrics.count_rejection(refusal.http_status)
+        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
                             headers={"Retry-After": str(refusal.retry_after)})
     response = StreamingHttpResponse(_released_after(_events(_last_event_id(request)), lease),
                                      content_type="text/event-stream")

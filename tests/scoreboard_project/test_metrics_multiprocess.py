@@ -6,7 +6,6 @@ import asyncio
 
 import httpx
 import pytest
-import pytest_asyncio
 from django.conf import settings as django_settings
 from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
