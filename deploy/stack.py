@@ -284,7 +284,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, on_signal)
     stack.start()
     started = True
-    layout = (f"gunicorn x{args.wsgi_workers} (HTTP) + daphne x{args.asgi_processes} (/ws/, SSE)"
+    layout = (f"gunicorn x{args.wsgi_workers}x{args.wsgi_threads} threads (HTTP) + daphne x{args.asgi_processes} (/ws/, SSE)"
               if args.mode == "split" else f"daphne x{args.asgi_processes} (everything)")
     print(f"Scoreboard (production) on {stack.url}/ : nginx -> {layout}; logs in {stack.dir}", flush=True)
     try:
