@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -50,12 +51,31 @@ def _dumps(value: Any) -> str:
 
 @dataclass(frozen=True)
 class BoardMessage:
-    version: int
+    """One board as its viewers receive it. The WebSocket and SSE texts are built on first use, once: a flush only
+    uses them for the periods whose top 10 changed."""
+
+    board: leaderboard.Board
+    entries: list[dict]
     entries_json: str
-    ws: str
-    sse: str
-    period: str = leaderboard.ALL_TIME
-    window: str = leaderboard.ALL_TIME  # e.g. "daily:2026-11-22": a new one means the day/week rolled over
+    window: str  # e.g. "daily:2026-11-22": a new one means the day or week rolled over
+
+    @property
+    def version(self) -> int:
+        return self.board.version
+
+    @property
+    def period(self) -> str:
+        return self.board.period
+
+    @cached_property
+    def ws(self) -> str:
+        stamp = (self.board.last_updated or timezone.now()).isoformat()
+        return _dumps({"type": "top_scores_update", "payload": self.entries, "timestamp": stamp,
+                       "version": self.version, "period": self.period})
+
+    @cached_property
+    def sse(self) -> str:
+        return f"event: leaderboard_update\nid: {self.version}\ndata: {_dumps(self.board.as_json())}\n\n"
 
     def as_event(self) -> dict:
         digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
@@ -64,14 +84,9 @@ class BoardMessage:
 
 
 def board_message(board: leaderboard.Board, window: str | None = None) -> BoardMessage:
-    """The board as the WebSocket and SSE texts every viewer receives, built once."""
+    """The board as the message every viewer of its period receives (texts built once, on first use)."""
     entries = [entry.as_json() for entry in board.entries]
-    entries_json = _dumps(entries)
-    stamp = (board.last_updated or timezone.now()).isoformat()
-    ws = _dumps({"type": "top_scores_update", "payload": entries, "timestamp": stamp, "version": board.version,
-                 "period": board.period})
-    sse = f"event: leaderboard_update\nid: {board.version}\ndata: {_dumps(board.as_json())}\n\n"
-    return BoardMessage(board.version, entries_json, ws, sse, board.period, window or board.period)
+    return BoardMessage(board, entries, _dumps(entries), window or board.period)
 
 
 def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
