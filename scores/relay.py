@@ -170,6 +170,10 @@ def _newer(event: dict, latest: dict | None) -> bool:
     # Equal versions with different boards: the later flush read later, so it wins (e.g. a username change).
     if latest is None:
         return _period_of(event) in leaderboard.PERIODS
+    # A board read just before midnight but delivered after the relay saw the new day is not newer. Window keys
+    # sort in time order (daily:YYYY-MM-DD, weekly:YYYY-Www).
+    if event.get("window", "") < latest.get("window", ""):
+        return False
     return event["version"] > latest["version"] or (
         event["version"] == latest["version"] and event["digest"] != latest["digest"]
     )
