@@ -11,7 +11,7 @@ TEST_DATABASE_URL ?= postgres://127.0.0.1:5432/postgres
 TEST_DATABASE_NAME ?= test_scoreboard
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/9
 
-.PHONY: run test test-embedded test-services test-schema test-browser chromium venv clean
+.PHONY: run serve bench bench-full drills test test-embedded test-services test-schema test-browser chromium venv clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,32 @@ run: venv
 	@echo "  Scoreboard is running: open http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo ""
 	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+
+# Production configuration (issue 7): nginx -> gunicorn (API, pages) + daphne (/ws/, SSE), DEBUG off, PostgreSQL and
+# Redis from DATABASE_URL / REDIS_URL, SECRET_KEY from the environment (refused when missing). deploy/stack.py.
+WSGI_WORKERS ?= 4
+ASGI_PROCESSES ?= 2
+serve: venv
+	@for name in SECRET_KEY DATABASE_URL REDIS_URL; do \
+		if [ -z "$${!name}" ]; then echo "make serve: set $$name in the environment (see README, Production serving)"; exit 2; fi; \
+	done
+	env DEBUG=false $(BIN)/python manage.py migrate --noinput
+	env DEBUG=false $(BIN)/python -m deploy.stack --mode split --wsgi-workers $(WSGI_WORKERS) \
+		--asgi-processes $(ASGI_PROCESSES) --host $(HOST) --port $(PORT)
+
+# The end-to-end benchmark (issue 7): bench/e2e.py against its own database BENCH_DATABASE_URL and Redis db.
+BENCH_DATABASE_URL ?= postgres://127.0.0.1:5432/bench_scoreboard
+BENCH_REDIS_URL ?= redis://127.0.0.1:6379/15
+bench: venv
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/e2e.py $(BENCH_ARGS)
+
+bench-full: venv
+	DATABASE_URL=$(BENCH_DATABASE_URL) REDIS_URL=$(BENCH_REDIS_URL) $(BIN)/python bench/e2e.py --full $(BENCH_ARGS)
+
+# Fault drills (issue 7): a private PostgreSQL cluster and Redis, stopped and restarted under load. On demand,
+# not part of `make test`; prints seconds to recover and statuses per phase, writes bench/results/faults.json.
+drills: venv
+	$(BIN)/python bench/faults.py $(DRILL_ARGS)
 
 test: venv test-embedded test-services test-schema test-browser
 

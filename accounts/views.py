@@ -9,6 +9,7 @@ from django.views.decorators.debug import sensitive_post_parameters
 
 from accounts.forms import RegisterForm, SignInForm, field_ids
 from accounts.services import UsernameTaken, register_user
+from scoreboard_project import metrics
 from scoreboard_project.ratelimits import RateLimited, RateLimitUnavailable, by_ip, enforce
 
 
@@ -17,8 +18,10 @@ def _limit(request: HttpRequest, *, group: str, rate_setting: str) -> str | None
     try:
         enforce(request, group=group, rate_setting=rate_setting, key=by_ip)
     except RateLimited as limited:
+        metrics.count_rejection(429)
         return f"Too many attempts from your network. Wait {limited.retry_after} seconds and try again."
     except RateLimitUnavailable:
+        metrics.count_rejection(503)
         return "Signing in is briefly unavailable. Try again in a moment."
     return None
 

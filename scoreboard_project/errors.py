@@ -1,20 +1,29 @@
 """One error shape for the whole API: {"error": {"code", "message", "details"}}."""
 
 import logging
+import sys
 
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 from django_ratelimit.exceptions import Ratelimited
+from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import InvalidToken
 
 from accounts.authentication import Banned
+from scoreboard_project import metrics
 from scores.exceptions import ScoreboardError
 
 logger = logging.getLogger(__name__)
+
+# A dependency that is down (the database refusing or dropping connections, a required Redis unreachable) is a
+# 503 with Retry-After, never a 500: the client did nothing wrong and should retry shortly.
+DEPENDENCY_RETRY_AFTER_SECONDS = 2
+_DEPENDENCY_ERRORS = (OperationalError, InterfaceError, RedisError)
 
 _CODES = {
     exceptions.ParseError: ("malformed_request", "The request body is not valid JSON."),
@@ -37,7 +46,42 @@ def error_body(code: str, message: str, details: object = None) -> dict:
     return {"error": {"code": code, "message": message, "details": details if details is not None else {}}}
 
 
+def dependency_down(exc: BaseException | None) -> bool:
+    """True for the errors of an unreachable database or Redis (also when wrapped by another exception)."""
+    while exc is not None:
+        if isinstance(exc, _DEPENDENCY_ERRORS):
+            return True
+        exc = exc.__cause__ or (None if exc.__suppress_context__ else exc.__context__)
+    return False
+
+
+def unavailable_body(exc: BaseException) -> dict:
+    what = "database" if isinstance(exc, (OperationalError, InterfaceError)) else "redis"
+    return error_body("service_unavailable", "A service this request needs is unavailable; try again shortly.",
+                      {"dependency": what, "retryAfterSeconds": DEPENDENCY_RETRY_AFTER_SECONDS})
+
+
+def unavailable_response(exc: BaseException) -> JsonResponse:
+    logger.warning("Dependency unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
+    metrics.count_rejection(503)
+    return JsonResponse(unavailable_body(exc), status=503,
+                        headers={"Retry-After": str(DEPENDENCY_RETRY_AFTER_SECONDS)})
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    response = _api_response(exc, context)
+    if response is not None and response.status_code < 500:
+        metrics.count_rejection(response.status_code, response.data.get("error", {}).get("code", ""))
+    elif response is not None and response.status_code == 503:
+        metrics.count_rejection(503)
+        response.setdefault("Retry-After", str(DEPENDENCY_RETRY_AFTER_SECONDS))
+    return response
+
+
+def _api_response(exc: Exception, context: dict) -> Response | None:
+    if dependency_down(exc):
+        logger.warning("Dependency unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
+        return Response(unavailable_body(exc), status=503)
     if isinstance(exc, ScoreboardError):
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
         if getattr(exc, "retry_after", None):
@@ -98,6 +142,11 @@ def page_not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
+    # Called inside Django's exception handling: a database or Redis outage raised outside a DRF view (a page,
+    # the SSE stream, a middleware) is a 503 too.
+    exc = sys.exc_info()[1]
+    if dependency_down(exc):
+        return unavailable_response(exc)
     if _is_api(request):
         return JsonResponse(error_body("server_error", "Internal server error."), status=500)
     return defaults.server_error(request)

@@ -7,13 +7,12 @@ multi-process mode); /metrics then aggregates every process.
 import hmac
 import ipaddress
 import os
+import time
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
-
-from scoreboard_project.errors import error_body
 
 REQUEST_LATENCY = Histogram(
     "scoreboard_http_request_duration_seconds", "HTTP request latency", ["route", "method", "status"],
@@ -30,6 +29,30 @@ BROADCAST_LAG = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 BOARD_CACHE = Counter("scoreboard_leaderboard_cache_total", "Leaderboard cache reads and rebuilds", ["result"])
+
+# Refusals by reason, from the HTTP status (and the error code where one status has several meanings). A fixed
+# set of labels, so a client cannot grow the series by sending odd requests.
+_REASONS_BY_STATUS = {
+    400: "validation", 401: "auth", 403: "forbidden", 404: "not_found", 405: "method_not_allowed",
+    409: "conflict", 413: "too_large", 415: "unsupported_media_type", 422: "unprocessable", 429: "rate_limit",
+    503: "unavailable",
+}
+_REASONS_BY_CODE = {"action_too_fast": "too_fast", "daily_cap_reached": "daily_cap", "banned": "banned"}
+
+
+def rejection_reason(status: int, code: str = "") -> str:
+    """The `reason` label of a refused request."""
+    return _REASONS_BY_CODE.get(code) or _REASONS_BY_STATUS.get(status, "other")
+
+
+def count_rejection(status: int, code: str = "") -> None:
+    REJECTED.labels(reason=rejection_reason(status, code)).inc()
+
+
+def count_completion(action_type: str, points: int) -> None:
+    """Called on commit: a rolled-back payment is never counted."""
+    COMPLETIONS.labels(action_type=action_type).inc()
+    POINTS_AWARDED.labels(action_type=action_type).inc(points)
 
 
 def _registry() -> CollectorRegistry:
@@ -55,6 +78,17 @@ def _allowed(request: HttpRequest) -> bool:
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
+    from scoreboard_project.errors import error_body  # errors counts refusals here: import it late
+
     if not _allowed(request):
         return JsonResponse(error_body("forbidden", "Metrics need the METRICS_TOKEN or an internal address."), status=403)
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+
+
+def count_broadcast(events: list, noted_at: float | None) -> None:
+    """One flush that sent `events`; its lag is from the first commit of its window to now."""
+    if not events:
+        return
+    BROADCASTS.inc()
+    if noted_at is not None:
+        BROADCAST_LAG.observe(max(0.0, time.monotonic() - noted_at))

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import HttpRequest, HttpResponse
 
+from scoreboard_project.errors import dependency_down, unavailable_response
 from scoreboard_project.metrics import REQUEST_LATENCY
 
 logger = logging.getLogger("scoreboard.request")
@@ -36,6 +37,10 @@ class RequestLogMiddleware:
     async def _acall(self, request: HttpRequest) -> HttpResponse:
         started = self._begin(request)
         return self._finish(request, await self.get_response(request), started)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        # A view outside DRF (a page, the SSE stream) hit a database or Redis outage: 503, even with DEBUG on.
+        return unavailable_response(exception) if dependency_down(exception) else None
 
     @staticmethod
     def _begin(request: HttpRequest) -> float:

@@ -127,10 +127,15 @@ DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # A database that is down must fail a request fast (503 with Retry-After), not hang it (issue 7).
+    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
     if env_bool("DB_POOL", False):
         # Under ASGI persistent connections leak (one per thread); psycopg's pool is the safe way to reuse them.
-        DATABASES["default"]["OPTIONS"] = {
-            "pool": {"min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20), "timeout": 10}
+        # With CONN_HEALTH_CHECKS Django has the pool check a connection before handing it out, so after a
+        # database restart a dead one is replaced instead of failing a request; `timeout` bounds the wait for one.
+        DATABASES["default"]["OPTIONS"]["pool"] = {
+            "min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20),
+            "timeout": env_int("DB_POOL_TIMEOUT", 5, minimum=1),
         }
     if os.environ.get("TEST_DATABASE_NAME"):
         DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
@@ -154,6 +159,9 @@ AUTH_PASSWORD_VALIDATORS = [
 # --- Redis: cache and channel layer -----------------------------------------------------------------
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
+# Connect and command timeout of the cache (rate-limit and connection counters) and the channel layer's connect:
+# an unreachable Redis fails a request within this, never hangs it.
+REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_MS", 1000, minimum=1) / 1000
 
 if REDIS_URL:
     CACHES = {
@@ -161,6 +169,7 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": os.environ.get("REDIS_KEY_PREFIX", "scoreboard"),
+            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
         }
     }
     # Pub/sub: measured with bench/fanout.py (5,000 viewers) its p99 was 25-45% lower than the core layer's. It
@@ -180,7 +189,8 @@ if REDIS_URL:
             "CONFIG": {
                 # redis-py 8 defaults to a 5 s socket timeout, equal to the layer's blocking pop: idle
                 # consumers would crash. No timeout, and a pool large enough for connect bursts.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000,
+                           "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}],
                 # Redis pub/sub channels ignore the database number: put it in the prefix so that two deployments
                 # (or test runs) on one Redis server with different databases never hear each other's broadcasts.
                 "prefix": f"{os.environ.get('REDIS_KEY_PREFIX', 'scoreboard')}:{_REDIS_DB}:asgi",
@@ -338,6 +348,8 @@ LOGOUT_REDIRECT_URL = "/"
 
 if not DEBUG:
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    # Load balancers and Prometheus probe over plain HTTP inside the network: never redirect the probes.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     if env_bool("TRUST_X_FORWARDED_PROTO", False):
         # Only behind a TLS-terminating proxy that overwrites this header; otherwise clients could forge it.
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

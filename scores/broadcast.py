@@ -26,6 +26,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
+from scoreboard_project import metrics
 from scores import leaderboard
 from scores.leaderboard import periods
 
@@ -229,8 +230,11 @@ def _window() -> Any:
 # --- The flush --------------------------------------------------------------------------------------------------
 
 
-def flush() -> None:
-    """Send each period's board whose top 10 changed, and the all-time rank of every user noted since the last flush."""
+def flush(noted_at: float | None = None) -> None:
+    """Send each period's board whose top 10 changed, and the all-time rank of every user noted since the last flush.
+
+    `noted_at` (time.monotonic() of the first commit in the window) feeds the broadcast-lag histogram.
+    """
     window = _window()
     user_ids = window.drain()
     boards = current_boards()
@@ -244,6 +248,7 @@ def flush() -> None:
     events += [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
                for user_id, text in _rank_texts(user_ids, message).items()]
     _deliver(events)
+    metrics.count_broadcast(events, noted_at)
 
 
 def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:
@@ -306,12 +311,14 @@ class _Flusher:
         self._condition = threading.Condition()
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
+        self.noted_at: float | None = None
         self.loop = asyncio.new_event_loop()
 
     def schedule(self, delay: float) -> None:
         with self._condition:
             if self._deadline is None:
                 self._deadline = time.monotonic() + delay
+                self.noted_at = time.monotonic()
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="scoreboard-broadcast", daemon=True)
                 self._thread.start()
@@ -323,9 +330,9 @@ class _Flusher:
                 while self._deadline is None or self._deadline > time.monotonic():
                     timeout = None if self._deadline is None else self._deadline - time.monotonic()
                     self._condition.wait(timeout)
-                self._deadline = None
+                self._deadline, noted_at = None, self.noted_at
             try:
-                flush()
+                flush(noted_at)
             except Exception:  # noqa: BLE001 - keep the thread alive for the next change
                 logger.exception("Live broadcast failed")
             with self._condition:

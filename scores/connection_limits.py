@@ -5,7 +5,7 @@ MAX_CONNECTIONS_PER_IP per client IP, counted in the `ratelimit` cache so every 
 A consumer calls `aacquire` before accepting and `arelease` on disconnect; an SSE view does the same around its
 stream. A refused WebSocket is closed with code 4429; a refused SSE request gets 429. Counts carry a TTL so a process
 that dies without releasing leaks them for CONNECTION_COUNT_TTL_SECONDS at most. Cache failures follow
-RATELIMIT_FAIL_OPEN, like the request rate limits.
+RATELIMIT_FAIL_OPEN, like the request rate limits (fail-closed: close code 1013, or 503 with Retry-After).
 """
 
 import logging
@@ -29,6 +29,16 @@ class TooManyConnections(ScoreboardError):
     message = "Too many open live connections; close one first."
     close_code = CLOSE_CODE_TOO_MANY_CONNECTIONS
     retry_after = 30
+
+
+class LimiterUnavailable(TooManyConnections):
+    """The counter store is down and RATELIMIT_FAIL_OPEN is off: a dependency outage (503), not the client's fault."""
+
+    http_status = 503
+    code = "connection_limit_unavailable"
+    message = "Connection limits are unavailable; try again shortly."
+    close_code = 1013  # "Try Again Later"
+    retry_after = 2
 
 
 @dataclass(frozen=True)
@@ -57,7 +67,7 @@ def acquire(*, user_id: Any = None, ip: str | None = None) -> Lease:
         raise
     except Exception:  # noqa: BLE001 - the counter store failed: apply the explicit fail-open/closed choice
         if not settings.RATELIMIT_FAIL_OPEN:
-            raise TooManyConnections("Connection limits are unavailable; try again shortly.") from None
+            raise LimiterUnavailable() from None
         logger.warning("Connection limiter unavailable; accepting (fail-open)", exc_info=True)
         return Lease()
     return Lease(tuple(taken))

@@ -13,6 +13,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip_from_scope
 from scores import broadcast, connection_limits, relay
 from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
@@ -66,19 +67,23 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             user, subprotocol = await self._authenticate()
         except Refused as refusal:
             code = CLOSE_FORBIDDEN_ORIGIN if refusal.code in ("forbidden_origin", "banned") else CLOSE_UNAUTHORIZED
+            metrics.count_rejection(403 if code == CLOSE_FORBIDDEN_ORIGIN else 401, refusal.code)
             await self.close(code=code)
             return
         try:
             self.lease = await connection_limits.aacquire(
                 user_id=user.pk if user else None, ip=client_ip_from_scope(self.scope)
             )
-        except connection_limits.TooManyConnections:
-            await self.close(code=connection_limits.CLOSE_CODE_TOO_MANY_CONNECTIONS)
+        except connection_limits.TooManyConnections as refusal:
+            metrics.count_rejection(refusal.http_status)
+            await self.close(code=refusal.close_code)
             return
         if user is not None:
             self.groups = [broadcast.user_group(user.pk)]
             await self.channel_layer.group_add(self.groups[0], self.channel_name)
         await self.accept(subprotocol)
+        metrics.WEBSOCKETS_OPEN.inc()
+        self.counted_open = True
         self.board_relay = relay.for_this_loop()
         board = await self.board_relay.join(self, period)
         self.board = relay.LatestBoard(board)
@@ -127,6 +132,8 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             await self.base_send({"type": "websocket.send", "text": event["ws"]})
 
     async def disconnect(self, code: int) -> None:
+        if self.__dict__.pop("counted_open", False):
+            metrics.WEBSOCKETS_OPEN.dec()
         if self.board_relay is not None:
             self.board_relay.leave(self)
         lease, self.lease = self.lease, None

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from scoreboard_project import metrics
 from scores import anticheat, broadcast, leaderboard
 from scores.exceptions import (
     ActionNotCompleted,
@@ -168,6 +169,7 @@ def _pay(action: Action, now: Any) -> None:
         user_id=action.user_id, delta=points, action=action, reason=ScoreEvent.Reason.ACTION_COMPLETED, now=now,
         multiplier=multiplier,
     )
+    transaction.on_commit(partial(metrics.count_completion, action.action_type.code, points))
 
 
 def _change_score(

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
+from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip
 from scoreboard_project.errors import error_body
 from scores import connection_limits, leaderboard, relay
@@ -33,13 +34,15 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
     try:
         viewer = await _viewer(request)
     except Refused as refusal:
+        metrics.count_rejection(403 if refusal.code == "banned" else 401, refusal.code)
         if refusal.code == "banned":
             return JsonResponse(error_body(refusal.code, refusal.message), status=403)
         return JsonResponse(error_body(refusal.code, refusal.message), status=401, headers={"WWW-Authenticate": "Bearer"})
     try:
         lease = await connection_limits.aacquire(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
     except connection_limits.TooManyConnections as refusal:
-        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=429,
+        metrics.count_rejection(refusal.http_status)
+        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
                             headers={"Retry-After": str(refusal.retry_after)})
     response = StreamingHttpResponse(_released_after(_events(_last_event_id(request), period), lease),
                                      content_type="text/event-stream")
@@ -49,10 +52,12 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
 
 
 async def _released_after(events: AsyncIterator[str], lease: connection_limits.Lease) -> AsyncIterator[str]:
+    metrics.SSE_OPEN.inc()
     try:
         async for chunk in events:
             yield chunk
     finally:
+        metrics.SSE_OPEN.dec()
         await connection_limits.arelease(lease)
 
 

@@ -43,3 +43,118 @@ def test_request_log_never_contains_query_string(anon, caplog):
     assert len(lines) == 1
     assert "super-secret-jwt" not in lines[0].getMessage()
     assert lines[0].path == "/api/v1/leaderboard" and lines[0].status == 200 and lines[0].request_id
+
+
+# --- The domain metrics, read from /metrics as a scraper sees them ------------------------------------------
+
+
+def metric(client, name: str, **labels: str) -> float:
+    """The value of one sample of /metrics (0 when the series does not exist yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.content.decode()):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()):
+                return sample.value
+    return 0.0
+
+
+def start(client, code: str) -> str:
+    response = client.post("/api/v1/users/me/actions", {"actionType": code}, format="json")
+    assert response.status_code == 201, response.content
+    return response.json()["actionId"]
+
+
+def test_completions_and_points_counted_by_action_type_once_committed(
+    client, as_alice, quick_type, slow_type, django_capture_on_commit_callbacks
+):
+    before = (metric(client, "scoreboard_completions_total", action_type="quick"),
+              metric(client, "scoreboard_points_awarded_total", action_type="quick"))
+    with django_capture_on_commit_callbacks(execute=True):
+        action_id = start(as_alice, "quick")
+        done = as_alice.put(f"/api/v1/users/me/actions/{action_id}", {"status": "completed"}, format="json")
+    assert done.status_code == 200
+    # A refused completion (too fast) pays nothing and counts nothing.
+    with django_capture_on_commit_callbacks(execute=True):
+        slow_id = start(as_alice, "slow")
+        assert as_alice.put(f"/api/v1/users/me/actions/{slow_id}", {"status": "completed"}, format="json").status_code == 422
+    assert metric(client, "scoreboard_completions_total", action_type="quick") == before[0] + 1
+    assert metric(client, "scoreboard_points_awarded_total", action_type="quick") == before[1] + 10
+    assert metric(client, "scoreboard_completions_total", action_type="slow") == 0
+
+
+def test_uncommitted_completion_is_not_counted(client, alice, quick_type):
+    # Under Django's TestCase-style test the transaction never commits: on_commit never fires, so no count.
+    from scores import services
+
+    before = metric(client, "scoreboard_completions_total", action_type="quick")
+    action = services.start_action(user=alice, action_type_code="quick")
+    services.complete_action(user=alice, action_id=action.pk)
+    assert metric(client, "scoreboard_completions_total", action_type="quick") == before
+
+
+def test_rejected_requests_counted_by_reason(client, anon, as_alice, as_bob, alice, quick_type, slow_type, settings):
+    reasons = ["auth", "too_fast", "conflict", "validation", "forbidden", "rate_limit"]
+    before = {reason: metric(client, "scoreboard_rejected_requests_total", reason=reason) for reason in reasons}
+
+    assert anon.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").status_code == 401
+    slow_id = start(as_alice, "slow")
+    assert as_alice.put(f"/api/v1/users/me/actions/{slow_id}", {"status": "completed"}, format="json").status_code == 422
+    quick_id = start(as_alice, "quick")
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "completed"}, format="json").status_code == 200
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "completed"}, format="json").status_code == 409
+    assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "paused"}, format="json").status_code == 400
+    assert as_bob.put(f"/api/v1/users/{alice.pk}/actions/{quick_id}", {"status": "completed"},
+                      format="json").status_code == 403
+    settings.RATE_LIMIT_START_ACTION = "1/m"
+    statuses = [as_bob.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").status_code
+                for _ in range(2)]
+    assert statuses[-1] == 429
+
+    after = {reason: metric(client, "scoreboard_rejected_requests_total", reason=reason) for reason in reasons}
+    assert {reason: after[reason] - before[reason] for reason in reasons} == {
+        "auth": 1, "too_fast": 1, "conflict": 1, "validation": 1, "forbidden": 1, "rate_limit": 1,
+    }
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_websocket_gauge_follows_open_sockets(alice):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import Client
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from scoreboard_project.asgi import application
+
+    read = sync_to_async(lambda: metric(Client(), "scoreboard_websocket_connections"))
+    before = await read()
+    communicator = WebsocketCommunicator(application, f"/ws/scoreboard?token={AccessToken.for_user(alice)}")
+    connected, _ = await communicator.connect()
+    assert connected
+    assert await read() == before + 1
+    refused = WebsocketCommunicator(application, "/ws/scoreboard")  # no credentials: refused, never counted open
+    assert not (await refused.connect())[0]
+    assert await read() == before + 1
+    await communicator.disconnect()
+    assert await read() == before
+
+
+@pytest.mark.redis
+@pytest.mark.django_db(transaction=True)
+def test_leaderboard_cache_miss_rebuild_then_hit(client, settings):
+    from scores.leaderboard import redis_rebuild
+
+    if not settings.REDIS_URL:
+        pytest.skip("needs Redis")  # the marker already fails this in CI
+    settings.LEADERBOARD_BACKEND = "redis"
+    counts = lambda: {result: metric(client, "scoreboard_leaderboard_cache_total", result=result)  # noqa: E731
+                      for result in ("hit", "miss", "rebuild")}
+    before = counts()
+    assert client.get("/api/v1/leaderboard").status_code == 200  # no board in Redis yet: miss, rebuild started
+    redis_rebuild.wait_for_background_rebuilds()
+    assert client.get("/api/v1/leaderboard").status_code == 200
+    after = counts()
+    assert {result: after[result] - before[result] for result in after} == {"hit": 1, "miss": 1, "rebuild": 1}

@@ -17,6 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 from redis.exceptions import RedisError
 
+from scoreboard_project.metrics import BOARD_CACHE
 from scores.leaderboard import database, periods, redis_board, redis_rebuild
 from scores.leaderboard.board import Board, Entry
 from scores.leaderboard.periods import ALL_TIME, PERIODS
@@ -142,13 +143,19 @@ def _uses_redis() -> bool:
 
 def _ask_redis(window: periods.Window, read: Callable[[], Any]) -> tuple[bool, Any]:
     """(True, answer) from Redis, or (False, None) when the database must answer instead."""
-    if not _uses_redis() or not _redis_available():
+    if not _uses_redis():
+        return False, None
+    if not _redis_available():
+        BOARD_CACHE.labels(result="unavailable").inc()
         return False, None
     try:
-        return True, read()
+        answer = read()
+        BOARD_CACHE.labels(result="hit").inc()
+        return True, answer
     except redis_board.BoardNotBuilt:
-        pass
+        BOARD_CACHE.labels(result="miss").inc()
     except RedisError as exc:
+        BOARD_CACHE.labels(result="error").inc()
         logger.warning("Leaderboard read from Redis failed, answering from the database: %s", exc)
         _health.failed(exc, missed_write=False)
         return False, None

@@ -16,6 +16,7 @@ from typing import Any, Iterator
 from django.db import connection as db_connection
 from django.db.models import OuterRef, Subquery
 
+from scoreboard_project.metrics import BOARD_CACHE
 from scores.leaderboard import database, redis_scripts
 from scores.leaderboard.periods import Window
 from scores.leaderboard.redis_board import (
@@ -101,6 +102,7 @@ def _acquire(window: Window, *, wait: float) -> str | None:
 
 
 def _rebuild_locked(window: Window, token: str) -> int:
+    BOARD_CACHE.labels(result="rebuild").inc()
     started = time.monotonic()
     keys = Keys(window)
     slow = connection(timeout=REBUILD_TIMEOUT)

@@ -194,3 +194,26 @@ async def test_banned_user_cannot_open_a_stream(alice, quick_type):
     await database_sync_to_async(ban_user)(user_id=alice.pk)
     status, body = await error_of(Stream(headers=[bearer(alice)]))
     assert (status, body["error"]["code"]) == (403, "banned")
+
+
+async def test_unreachable_connection_counter_with_fail_closed_is_503_with_retry_after(alice, settings):
+    from tests.scoreboard_project.test_ratelimits import _counters_on_dead_redis
+
+    _counters_on_dead_redis(settings)
+    settings.RATELIMIT_FAIL_OPEN = False
+    start = await Stream(headers=[bearer(alice)]).open()
+    assert (start["status"], start["headers"]["retry-after"]) == (503, "2")
+    assert start["headers"]["content-type"] == "application/json"
+
+
+async def test_sse_gauge_counts_open_streams(alice):
+    from tests.test_observability import metric
+
+    read = database_sync_to_async(lambda: metric(Client(), "scoreboard_sse_connections"))
+    before = await read()
+    stream = Stream(headers=[bearer(alice)])
+    assert (await stream.open())["status"] == 200
+    await stream.chunk()  # retry hint: the stream is running
+    assert await read() == before + 1
+    await stream.close()
+    assert await read() == before
