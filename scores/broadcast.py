@@ -1,9 +1,10 @@
 """Live push: the one place that talks to the channel layer from sync code.
 
 A committed score change calls `score_changed`. Changes are coalesced for LIVE_COALESCE_MS; then one flush reads
-the top 10 once, builds its WebSocket and SSE texts once, sends them to BOARD_GROUP if the top 10 differs from the
-last board sent, and sends a rank_update to each user whose score or top-10 rank changed. With REDIS_URL the
-window is shared by every process through a Redis lock, so a change is broadcast once, not once per process.
+the top 10 of every period (all-time, daily, weekly) once, builds each board's WebSocket and SSE texts once, sends
+to BOARD_GROUP each board whose top 10 differs from the last one sent for that period, and sends a rank_update
+(all-time rank) to each user whose score or all-time top-10 rank changed. With REDIS_URL the window is shared by
+every process through a Redis lock, so a change is broadcast once, not once per process.
 """
 
 import asyncio
@@ -13,7 +14,9 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import redis
@@ -25,6 +28,7 @@ from django.utils import timezone
 
 from scoreboard_project import metrics
 from scores import leaderboard
+from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -48,35 +52,66 @@ def _dumps(value: Any) -> str:
 
 @dataclass(frozen=True)
 class BoardMessage:
-    version: int
+    """One board as its viewers receive it. The WebSocket and SSE texts are built on first use, once: a flush only
+    uses them for the periods whose top 10 changed."""
+
+    board: leaderboard.Board
+    entries: list[dict]
     entries_json: str
-    ws: str
-    sse: str
+    window: str  # e.g. "daily:2026-11-22": a new one means the day or week rolled over
+
+    @property
+    def version(self) -> int:
+        return self.board.version
+
+    @property
+    def period(self) -> str:
+        return self.board.period
+
+    @cached_property
+    def ws(self) -> str:
+        stamp = (self.board.last_updated or timezone.now()).isoformat()
+        return _dumps({"type": "top_scores_update", "payload": self.entries, "timestamp": stamp,
+                       "version": self.version, "period": self.period})
+
+    @cached_property
+    def sse(self) -> str:
+        return f"event: leaderboard_update\nid: {self.version}\ndata: {_dumps(self.board.as_json())}\n\n"
 
     def as_event(self) -> dict:
         digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
-        return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse}
+        return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse,
+                "period": self.period, "window": self.window}
 
 
-def board_message(board: leaderboard.Board) -> BoardMessage:
-    """The board as the WebSocket and SSE texts every viewer receives, built once."""
+def board_message(board: leaderboard.Board, window: str | None = None) -> BoardMessage:
+    """The board as the message every viewer of its period receives (texts built once, on first use)."""
     entries = [entry.as_json() for entry in board.entries]
-    entries_json = _dumps(entries)
-    stamp = (board.last_updated or timezone.now()).isoformat()
-    ws = _dumps({"type": "top_scores_update", "payload": entries, "timestamp": stamp, "version": board.version})
-    sse = f"event: leaderboard_update\nid: {board.version}\ndata: {_dumps(board.as_json())}\n\n"
-    return BoardMessage(board.version, entries_json, ws, sse)
+    return BoardMessage(board, entries, _dumps(entries), window or board.period)
 
 
-def current_board() -> BoardMessage:
-    """The current top 10 as a message, read from one database snapshot."""
-    # The board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
+def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
+    """The period's current top 10 as a message, read from one database snapshot. Raises ValueError (period)."""
+    return current_boards((period,))[period]
+
+
+def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, BoardMessage]:
+    """The current top 10 of each chosen period (all periods by default), all from one database snapshot."""
+    # A board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
     # version, and viewers drop a later, correct board of the same version. One snapshot rules that out.
     if connection.vendor != "postgresql" or connection.in_atomic_block:
-        return board_message(leaderboard.top(BOARD_SIZE))
+        return _read_boards(chosen)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-        return board_message(leaderboard.top(BOARD_SIZE))
+        return _read_boards(chosen)
+
+
+def _read_boards(chosen: Iterable[str]) -> dict[str, BoardMessage]:
+    boards = {}
+    for period in chosen:
+        window = periods.current(period).key  # before the read: a board read across midnight is resent next tick
+        boards[period] = board_message(leaderboard.top(BOARD_SIZE, period=period), window)
+    return boards
 
 
 def rank_message(user: Any, version: int) -> str | None:
@@ -122,7 +157,7 @@ class _LocalWindow:
         self._lock = threading.Lock()
         self._pending: set[str] = set()
         self._open = False
-        self._last: str | None = None
+        self._last: dict[str, str] = {}
 
     def note(self, user_id: str) -> bool:
         with self._lock:
@@ -136,11 +171,12 @@ class _LocalWindow:
             return pending
 
     def forget_last(self) -> None:
-        self._last = None
+        self._last = {}
 
-    def swap_last(self, entries_json: str) -> str | None:
+    def swap_last(self, boards: dict[str, str]) -> dict[str, str | None]:
         with self._lock:
-            previous, self._last = self._last, entries_json
+            previous = {period: self._last.get(period) for period in boards}
+            self._last.update(boards)
             return previous
 
 
@@ -166,12 +202,19 @@ class _RedisWindow:
         pipe.delete(self._pending_key)
         return {member.decode() for member in pipe.execute()[1]}
 
-    def forget_last(self) -> None:
-        self._redis.delete(self._last_key)
+    def _last_key_of(self, period: str) -> str:
+        # The all-time key keeps its pre-period name, so a rolling deploy does not resend an unchanged board.
+        return self._last_key if period == leaderboard.ALL_TIME else f"{self._last_key}:{period}"
 
-    def swap_last(self, entries_json: str) -> str | None:
-        previous = self._redis.set(self._last_key, entries_json, get=True)
-        return previous.decode() if previous is not None else None
+    def forget_last(self) -> None:
+        self._redis.delete(*(self._last_key_of(period) for period in leaderboard.PERIODS))
+
+    def swap_last(self, boards: dict[str, str]) -> dict[str, str | None]:
+        pipe = self._redis.pipeline(transaction=False)
+        for period, entries_json in boards.items():
+            pipe.set(self._last_key_of(period), entries_json, get=True)
+        found = pipe.execute()
+        return {period: None if old is None else old.decode() for period, old in zip(boards, found)}
 
 
 _windows: dict[str, Any] = {}
@@ -188,18 +231,20 @@ def _window() -> Any:
 
 
 def flush(noted_at: float | None = None) -> None:
-    """Send the board (if the top 10 changed) and the rank of every user noted since the last flush.
+    """Send each period's board whose top 10 changed, and the all-time rank of every user noted since the last flush.
 
     `noted_at` (time.monotonic() of the first commit in the window) feeds the broadcast-lag histogram.
     """
     window = _window()
     user_ids = window.drain()
-    message = current_board()
-    previous = window.swap_last(message.entries_json)
-    events: list[tuple[str, dict]] = []
-    if previous != message.entries_json:
-        events.append((BOARD_GROUP, message.as_event()))
-        user_ids |= _moved_users(previous, message.entries_json)
+    boards = current_boards()
+    previous = window.swap_last({period: board.entries_json for period, board in boards.items()})
+    events: list[tuple[str, dict]] = [
+        (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != board.entries_json
+    ]
+    message = boards[leaderboard.ALL_TIME]
+    if previous[leaderboard.ALL_TIME] != message.entries_json:
+        user_ids |= _moved_users(previous[leaderboard.ALL_TIME], message.entries_json)
     events += [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
                for user_id, text in _rank_texts(user_ids, message).items()]
     _deliver(events)

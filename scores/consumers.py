@@ -23,6 +23,7 @@ logger = logging.getLogger(__name__)
 
 # Close codes. Before the handshake completes a refusal becomes an HTTP 403 (the ASGI server cannot send a
 # close frame on a socket it never opened); the 44xx codes are what WebsocketCommunicator and logs see.
+CLOSE_BAD_REQUEST = 4400  # an unknown ?period=
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403  # also a banned user
 CLOSE_NOT_FOUND = 4404
@@ -81,6 +82,11 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         try:
+            period = relay.requested_period(self.scope.get("query_string", b""))
+        except relay.UnknownPeriod:
+            await self.close(code=CLOSE_BAD_REQUEST)
+            return
+        try:
             user, subprotocol = await self._authenticate()
         except Refused as refusal:
             code = CLOSE_FORBIDDEN_ORIGIN if refusal.code in ("forbidden_origin", "banned") else CLOSE_UNAUTHORIZED
@@ -102,7 +108,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         metrics.WEBSOCKETS_OPEN.inc()
         self.counted_open = True
         self.board_relay = relay.for_this_loop()
-        board = await self.board_relay.join(self)
+        board = await self.board_relay.join(self, period)
         self.board = relay.LatestBoard(board)
         await self.send(text_data=board["ws"])
         if user is not None:

@@ -7,18 +7,25 @@ once by scores.broadcast to each local WebSocket and SSE viewer: per viewer, a v
 Latest wins: if boards arrive faster than the process can write them, viewers get the newest and skip the ones in
 between, so a loaded server sends fewer, fresher messages instead of falling behind. The relay also remembers the
 latest board, so a new viewer's snapshot costs no database query.
+
+Periods: each viewer watches one period (all-time, daily or weekly). The relay keeps the latest board of each period
+and hands a board only to that period's viewers. A daily or weekly board that nobody changes still ends at midnight
+UTC: a viewer joining after the day or week rolled over gets a fresh read, and the idle resync re-reads the boards
+being watched, so the new (empty) board reaches everyone within LIVE_RESYNC_SECONDS.
 """
 
 import asyncio
 import logging
 import sys
 from typing import Any, Protocol
+from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from scores import broadcast
+from scores import broadcast, leaderboard
+from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
 
@@ -35,27 +42,54 @@ class Viewer(Protocol):
     async def going_away(self) -> None: ...
 
 
+class UnknownPeriod(ValueError):
+    """A live client asked for a period that has no board."""
+
+
+def requested_period(query_string: bytes | str) -> str:
+    """The `?period=` of a live request (all-time when absent). Raises UnknownPeriod."""
+    if isinstance(query_string, bytes):
+        query_string = query_string.decode("latin-1")
+    values = parse_qs(query_string, keep_blank_values=True).get("period")
+    period = values[-1] if values else leaderboard.ALL_TIME
+    if period not in leaderboard.PERIODS:
+        raise UnknownPeriod(f"Unknown period {period[:40]!r}: expected one of {', '.join(leaderboard.PERIODS)}.")
+    return period
+
+
 class Relay:
     def __init__(self) -> None:
         self.viewers: set[Viewer] = set()
-        self.latest: dict | None = None
+        self.boards: dict[str, dict] = {}  # period -> the latest board event
+        self._watching: dict[str, set[Viewer]] = {period: set() for period in leaderboard.PERIODS}
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()
+        self._changed_periods: set[str] = set()
 
-    async def join(self, viewer: Viewer) -> dict:
-        """Add `viewer`; return the current board event (its snapshot). Later boards arrive through viewer.push."""
+    @property
+    def latest(self) -> dict | None:
+        """The latest all-time board."""
+        return self.boards.get(leaderboard.ALL_TIME)
+
+    async def join(self, viewer: Viewer, period: str = leaderboard.ALL_TIME) -> dict:
+        """Add `viewer` to `period`'s viewers; return that board (its snapshot). Later ones arrive via viewer.push."""
         self.viewers.add(viewer)
+        self._watching[period].add(viewer)
         if self._task is None or self._task.done():
             self._ready.clear()
             self._task = asyncio.get_running_loop().create_task(self._run())
         await self._ready.wait()
-        if self.latest is None:  # the layer is unreachable: still give this viewer the board
-            return (await database_sync_to_async(broadcast.current_board)()).as_event()
-        return self.latest
+        board = self.boards.get(period)
+        # No board yet (a period nobody watched, or the layer is unreachable), or the day/week has rolled over.
+        if board is None or board.get("window", period) != periods.current(period).key:
+            await self._resync((period,))
+        return self.boards[period]
 
     def leave(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
+        for watching in self._watching.values():
+            watching.discard(viewer)
 
     async def going_away(self) -> None:
         """The server is stopping: every local viewer closes cleanly (WebSocket 1001, SSE stream ended) and gives
@@ -73,7 +107,7 @@ class Relay:
             channel = await layer.new_channel()
             await layer.group_add(broadcast.BOARD_GROUP, channel)
             # Joined before reading, so no broadcast can fall between this snapshot and the first push.
-            self.latest = (await database_sync_to_async(broadcast.current_board)()).as_event()
+            self.boards[leaderboard.ALL_TIME] = (await database_sync_to_async(broadcast.current_board)()).as_event()
         finally:
             self._ready.set()
         fan_out = asyncio.get_running_loop().create_task(self._fan_out())
@@ -87,7 +121,7 @@ class Relay:
                     await self._idle_tick(layer, channel)
                     continue
                 event, pending = pending.result(), None
-                if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.latest):
+                if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.boards.get(_period_of(event))):
                     self._show(event)
         finally:
             fan_out.cancel()
@@ -96,37 +130,65 @@ class Relay:
             await layer.group_discard(broadcast.BOARD_GROUP, channel)
 
     def _show(self, event: dict) -> None:
-        self.latest = event
+        period = _period_of(event)
+        self.boards[period] = event
+        self._changed_periods.add(period)
         self._changed.set()
 
     async def _idle_tick(self, layer: Any, channel: str) -> None:
         # Rejoin (the core layer expires group members after a day) and compare with the database: a broadcast
-        # lost on the way (pub/sub drops messages while a connection is down) is repaired within one tick.
+        # lost on the way (pub/sub drops messages while a connection is down) is repaired within one tick, and a
+        # daily or weekly board is replaced by the new day's or week's once its window has rolled over.
         await layer.group_add(broadcast.BOARD_GROUP, channel)
-        if not self.viewers:
-            return
-        fresh = (await database_sync_to_async(broadcast.current_board)()).as_event()
-        if fresh["version"] > self.latest["version"] and fresh["digest"] != self.latest["digest"]:
-            logger.warning("The live board was behind the database (a lost broadcast?): resent version %s", fresh["version"])
-            self._show(fresh)
+        watched = tuple(period for period, watching in self._watching.items() if watching)
+        if watched:
+            await self._resync(watched)
+
+    async def _resync(self, chosen: tuple[str, ...]) -> None:
+        fresh = await database_sync_to_async(broadcast.current_boards)(chosen)
+        for period, message in fresh.items():
+            event, shown = message.as_event(), self.boards.get(period)
+            if shown is None:
+                self.boards[period] = event
+            elif event["window"] != shown.get("window", period):
+                logger.info("The %s board rolled over to %s", period, event["window"])
+                self._show(event)
+            elif event["version"] > shown["version"] and event["digest"] != shown["digest"]:
+                logger.warning("The live %s board was behind the database (a lost broadcast?): resent version %s",
+                               period, event["version"])
+                self._show(event)
 
     async def _fan_out(self) -> None:
         while True:
             await self._changed.wait()
             self._changed.clear()
-            event = self.latest
-            for index, viewer in enumerate(list(self.viewers), start=1):
-                event = self.latest  # a newer board arrived meanwhile: the rest get that one straight away
-                try:
-                    await viewer.push(event)
-                except Exception:  # noqa: BLE001 - one broken socket must not stop the others' updates
-                    logger.exception("Could not push the board to a viewer")
-                if index % _YIELD_EVERY == 0:
-                    await asyncio.sleep(0)
+            changed, self._changed_periods = self._changed_periods, set()
+            for period in changed:
+                await self._push_to(period)
+
+    async def _push_to(self, period: str) -> None:
+        for index, viewer in enumerate(list(self._watching[period]), start=1):
+            event = self.boards[period]  # a newer board arrived meanwhile: the rest get that one straight away
+            try:
+                await viewer.push(event)
+            except Exception:  # noqa: BLE001 - one broken socket must not stop the others' updates
+                logger.exception("Could not push the board to a viewer")
+            if index % _YIELD_EVERY == 0:
+                await asyncio.sleep(0)
 
 
-def _newer(event: dict, latest: dict) -> bool:
+def _period_of(event: dict) -> str:
+    return event.get("period", leaderboard.ALL_TIME)
+
+
+def _newer(event: dict, latest: dict | None) -> bool:
     # Equal versions with different boards: the later flush read later, so it wins (e.g. a username change).
+    if latest is None:
+        return _period_of(event) in leaderboard.PERIODS
+    # A board read just before midnight but delivered after the relay saw the new day is not newer. Window keys
+    # sort in time order (daily:YYYY-MM-DD, weekly:YYYY-Www).
+    if event.get("window", "") < latest.get("window", ""):
+        return False
     return event["version"] > latest["version"] or (
         event["version"] == latest["version"] and event["digest"] != latest["digest"]
     )

@@ -16,15 +16,21 @@ from django.views.decorators.csrf import csrf_exempt
 from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip
 from scoreboard_project.errors import error_body
-from scores import connection_limits, relay
+from scores import connection_limits, leaderboard, relay
 from scores.live_auth import Refused, token_from_query, user_for_token, viewer_or_refuse
 
 
 @csrf_exempt  # read-only; exempt so any other method gets the JSON 405 rather than a CSRF page
 async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
-    """Stream `leaderboard_update` events: a snapshot (unless Last-Event-ID is current), then every change."""
+    """Stream `leaderboard_update` events of `?period=` (all-time by default): a snapshot (unless Last-Event-ID is
+    current), then every change. An unknown period is a 400."""
     if request.method != "GET":
         return JsonResponse(error_body("method_not_allowed", "Method not allowed."), status=405, headers={"Allow": "GET"})
+    try:
+        period = relay.requested_period(request.META.get("QUERY_STRING", ""))
+    except relay.UnknownPeriod as refusal:
+        return JsonResponse(error_body("invalid_period", str(refusal), {"allowed": list(leaderboard.PERIODS)}),
+                            status=400)
     try:
         viewer = await _viewer(request)
     except Refused as refusal:
@@ -38,7 +44,7 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
         metrics.count_rejection(refusal.http_status)
         return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
                             headers={"Retry-After": str(refusal.retry_after)})
-    response = StreamingHttpResponse(_released_after(_events(_last_event_id(request)), lease),
+    response = StreamingHttpResponse(_released_after(_events(_last_event_id(request), period), lease),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold events back
@@ -97,11 +103,11 @@ class _StreamViewer:
             pass
 
 
-async def _events(last_event_id: int | None) -> AsyncIterator[str]:
+async def _events(last_event_id: int | None, period: str) -> AsyncIterator[str]:
     board_relay, viewer = relay.for_this_loop(), _StreamViewer()
     try:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
-        board = await board_relay.join(viewer)
+        board = await board_relay.join(viewer, period)
         sent = relay.LatestBoard(board)
         if last_event_id != board["version"]:
             yield board["sse"]

@@ -38,6 +38,9 @@ BATCH = 5000
 REBUILD_TIMEOUT = 60.0
 
 _running: list[threading.Thread] = []
+# Appending and starting under one lock: a concurrent wait_for_background_rebuilds must never join a thread that is
+# listed but not yet started (RuntimeError), which the live flusher's thread made possible.
+_running_lock = threading.Lock()
 
 
 def rebuild(window: Window, *, wait: float = 0.0) -> int | None:
@@ -56,15 +59,20 @@ def rebuild_in_background(window: Window) -> bool:
     thread = threading.Thread(
         target=_rebuild_in_thread, args=(window, token), name=f"rebuild {window.key}", daemon=True
     )
-    _running.append(thread)
-    thread.start()
+    with _running_lock:
+        _running.append(thread)
+        thread.start()
     return True
 
 
 def wait_for_background_rebuilds(timeout: float = REBUILD_TIMEOUT) -> None:
     """Join the rebuild threads this process started (tests and shutdown use it)."""
-    while _running:
-        _running.pop().join(timeout)
+    while True:
+        with _running_lock:
+            if not _running:
+                return
+            thread = _running.pop()
+        thread.join(timeout)
 
 
 def invalidate(windows: list[Window]) -> None:

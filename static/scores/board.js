@@ -10,11 +10,10 @@ const statusTime = statusLine.querySelector(".status-time");
 const lastUpdate = document.getElementById("last-update");
 const myRank = document.getElementById("my-rank");
 const meId = section.dataset.me;
-// The WebSocket carries the all-time board. Another period's board is read from the JSON API whenever the socket
-// says something changed, and every PERIOD_REFRESH_MS (a change outside the all-time top 10 is not pushed).
+// The socket subscribes to the shown period's board (?period=); its rank_update is the all-time rank, so on another
+// period the viewer's own standing is read from the JSON API when their score changes.
 const period = section.dataset.period || "all-time";
-const followsSocket = period === "all-time";
-const PERIOD_REFRESH_MS = 15000;
+const isAllTime = period === "all-time";
 const reducedMotion = window.matchMedia("(prefers-reduced-motion: reduce)");
 
 const state = { version: Number(section.dataset.version) || 0, freshConnection: true, inTop: null, mine: null };
@@ -166,49 +165,33 @@ async function fetchJson(url) {
   return response.json();
 }
 
-let periodRefresh = null;
+let mineRefresh = null;
 
-// One refresh at a time; a request made while one runs is folded into a single follow-up.
-function refreshPeriod() {
-  if (periodRefresh) {
-    periodRefresh.again = true;
-    return periodRefresh.done;
+// The viewer's own rank on this period's board; one request at a time, a change meanwhile folded into one more.
+function refreshMine() {
+  if (mineRefresh) {
+    mineRefresh.again = true;
+    return;
   }
   const run = { again: false };
-  run.done = (async () => {
+  mineRefresh = run;
+  (async () => {
     try {
-      const query = `limit=10&period=${encodeURIComponent(period)}`;
-      const board = await fetchJson(`/api/v1/leaderboard?${query}`);
-      const entries = Array.isArray(board.data) ? board.data : [];
-      renderBoard(entries);
-      showUpdatedAt(board.lastUpdated);
-      if (meId) {
-        state.inTop = entries.some((entry) => entry.userId === meId);
-        if (!state.inTop) {
-          const around = await fetchJson(`/api/v1/leaderboard?around=me&${query.replace("limit=10", "limit=1")}`);
-          const mine = (around.data || []).find((entry) => entry.userId === meId);
-          state.mine = { rank: mine ? mine.rank : null, score: mine ? mine.score : 0, version: 0 };
-        }
-        showMine();
-      }
+      const around = await fetchJson(`/api/v1/leaderboard?around=me&limit=1&period=${encodeURIComponent(period)}`);
+      const mine = (around.data || []).find((entry) => entry.userId === meId);
+      state.mine = { rank: mine ? mine.rank : null, score: mine ? mine.score : 0, version: 0 };
+      showMine();
     } catch {
-      // The next change or the next timer tick tries again.
+      // The next change of the viewer's score tries again.
     } finally {
-      periodRefresh = null;
-      if (run.again) refreshPeriod();
+      mineRefresh = null;
+      if (run.again) refreshMine();
     }
   })();
-  periodRefresh = run;
-  return run.done;
 }
 
 function onTopScores(message) {
-  if (!followsSocket) {
-    const fresh = state.freshConnection;
-    state.freshConnection = false;
-    refreshPeriod().then(() => fresh && live.markLive());
-    return;
-  }
+  if (message.period && message.period !== period) return;
   // The snapshot after each (re)connect always wins; after that, anything older than what is shown is dropped.
   const version = Number(message.version) || 0;
   if (!state.freshConnection && version < state.version) return;
@@ -217,7 +200,11 @@ function onTopScores(message) {
   renderBoard(entries);
   showUpdatedAt(message.timestamp);
   if (meId) {
+    const wasInTop = state.inTop;
     state.inTop = entries.some((entry) => entry.userId === meId);
+    // Off the all-time board no rank_update says where a viewer who just left the top 10 stands (or that a new
+    // day or week started): ask once.
+    if (!isAllTime && wasInTop && !state.inTop) refreshMine();
     showMine();
   }
   if (state.freshConnection) {
@@ -227,8 +214,8 @@ function onTopScores(message) {
 }
 
 function onRankUpdate(message) {
-  if (!followsSocket) {
-    refreshPeriod();
+  if (!isAllTime) {
+    if (!state.inTop) refreshMine();
     return;
   }
   const version = Number(message.version) || 0;
@@ -238,7 +225,8 @@ function onRankUpdate(message) {
   showMine();
 }
 
-const live = new LiveSocket(websocketUrl(section.dataset.wsPath), {
+const socketPath = isAllTime ? section.dataset.wsPath : `${section.dataset.wsPath}?period=${encodeURIComponent(period)}`;
+const live = new LiveSocket(websocketUrl(socketPath), {
   onMessage(message) {
     if (message.type === "top_scores_update") onTopScores(message);
     else if (message.type === "rank_update") onRankUpdate(message);
@@ -255,4 +243,3 @@ if (meId && myRank) {
 }
 
 if (section.dataset.live === "on") live.start();
-if (!followsSocket) setInterval(refreshPeriod, PERIOD_REFRESH_MS);

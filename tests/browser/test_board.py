@@ -1,12 +1,14 @@
 """The live board in a real browser: live updates from another player, a server restart, escaping, screenshots."""
 
 import time
+from datetime import timedelta
 
 import pytest
+from django.db.models import F
 from playwright.sync_api import Page, expect
 
-from scores import services
-from scores.models import ActionType
+from scores import leaderboard, services
+from scores.models import ActionType, ScoreEvent
 from tests.browser.conftest import play_via_api, screenshot, sign_in
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -193,3 +195,25 @@ def test_period_switcher_shows_todays_board_and_keeps_it_live(server, new_contex
     _give_live(server, newcomer, 55)
 
     expect(page.locator("#board-rows tr[data-user-id]").nth(5).locator(".name")).to_have_text("newcomer", timeout=3000)
+
+
+def test_weekly_board_follows_its_own_socket_and_updates_live(server, new_context, ten_players, make_user):
+    """Last week's points count all-time only: a small score now tops this week's board without touching the
+    all-time top 10, and the weekly page shows it at once through its own `?period=weekly` socket (no polling)."""
+    make_user("viewer_a")
+    newcomer = make_user("newcomer")
+    ScoreEvent.objects.update(created_at=F("created_at") - timedelta(days=8))
+    leaderboard.rebuild()  # the Redis period boards were built from the rows before they moved (no-op on SQLite)
+    page = sign_in(new_context(), server, "viewer_a")
+    socket_urls = []
+    page.on("websocket", lambda socket: socket_urls.append(socket.url))
+    page.get_by_role("link", name="This week").click()
+    page.wait_for_url(f"{server.url}/?period=weekly")
+    _wait_live(page)
+    assert _names(page) == []
+    assert socket_urls and socket_urls[-1].endswith("/ws/scoreboard?period=weekly")
+
+    _give_live(server, newcomer, 5)
+
+    expect(page.locator("#board-rows tr[data-user-id]").first.locator(".name")).to_have_text("newcomer", timeout=3000)
+    expect(page.locator("#board-rows tr[data-user-id]").first.locator(".score")).to_have_text("5")

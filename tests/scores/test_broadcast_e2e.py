@@ -80,8 +80,8 @@ class WsViewer:
     def __init__(self) -> None:
         self.messages: list[tuple[float, dict]] = []
 
-    async def open(self, server: Daphne, user) -> dict:
-        self.socket = await ws_connect(f"{server.ws_url}/ws/scoreboard?token={token(user)}")
+    async def open(self, server: Daphne, user, query: str = "") -> dict:
+        self.socket = await ws_connect(f"{server.ws_url}/ws/scoreboard?token={token(user)}{query}")
         snapshot = json.loads(await asyncio.wait_for(self.socket.recv(), 5))
         self.task = asyncio.create_task(self._collect())
         return snapshot
@@ -102,14 +102,14 @@ class SseViewer:
         self.events: list[tuple[float, dict]] = []
         self.snapshot: asyncio.Future = asyncio.get_running_loop().create_future()
 
-    async def open(self, server: Daphne, user) -> dict:
-        self.task = asyncio.create_task(self._collect(server, user))
+    async def open(self, server: Daphne, user, query: str = "") -> dict:
+        self.task = asyncio.create_task(self._collect(server, user, query))
         return await asyncio.wait_for(self.snapshot, 5)
 
-    async def _collect(self, server: Daphne, user) -> None:
+    async def _collect(self, server: Daphne, user, query: str) -> None:
         headers = {"Authorization": f"Bearer {token(user)}"}
         async with httpx.AsyncClient(base_url=server.url, timeout=httpx.Timeout(10, read=None)) as client:
-            async with client.stream("GET", "/api/v1/leaderboard/stream", headers=headers) as response:
+            async with client.stream("GET", f"/api/v1/leaderboard/stream?{query}", headers=headers) as response:
                 assert response.headers["content-type"] == "text/event-stream"
                 fields: dict = {}
                 async for line in response.aiter_lines():
@@ -145,15 +145,18 @@ def board_rows(payload: list) -> list[tuple]:
 
 
 async def test_completion_through_a_reaches_ws_and_sse_on_b_within_a_second_even_after_idling(
-    servers, viewers_on_b, alice, quick_type
+    servers, viewers_on_b, alice, bob, quick_type
 ):
     ws, sse = viewers_on_b
+    weekly_ws, weekly_sse = WsViewer(), SseViewer()
+    assert (await weekly_ws.open(servers[1], bob, "&period=weekly"))["period"] == "weekly"
+    assert (await weekly_sse.open(servers[1], bob, "period=weekly"))["period"] == "weekly"
     await asyncio.sleep(6)  # every socket idle past redis-py 8's default 5 s timeout
 
     started = time.monotonic()
     await complete_over_http(servers[0], alice)
     for _ in range(40):
-        if ws.messages and sse.events:
+        if ws.messages and sse.events and weekly_ws.messages and weekly_sse.events:
             break
         await asyncio.sleep(0.05)
 
@@ -163,6 +166,13 @@ async def test_completion_through_a_reaches_ws_and_sse_on_b_within_a_second_even
     assert board_rows(message["payload"]) == [(1, "alice", 10)]
     assert message["payload"][0]["userId"] == str(alice.pk)
     assert event["data"] == message["payload"] and event["id"] == event["version"] == message["version"]
+    # The weekly subscribers on B got this week's board (the same here: everything was scored this week).
+    (weekly_at, weekly), = weekly_ws.messages
+    (_, weekly_event), = weekly_sse.events
+    assert weekly_at - started < 1 and weekly["period"] == "weekly" and weekly_event["period"] == "weekly"
+    assert weekly["payload"] == message["payload"] == weekly_event["data"]
+    await weekly_ws.close()
+    await weekly_sse.close()
 
 
 async def test_change_outside_the_top_10_reaches_no_one(servers, make_user, big_type, quick_type, bob, alice):
@@ -171,16 +181,18 @@ async def test_change_outside_the_top_10_reaches_no_one(servers, make_user, big_
         action = await database_sync_to_async(services.start_action)(user=user, action_type_code="big")
         await database_sync_to_async(services.complete_action)(user=user, action_id=action.pk)
     await asyncio.sleep(0.3)
-    ws, sse = WsViewer(), SseViewer()
+    ws, sse, weekly_ws = WsViewer(), SseViewer(), WsViewer()
     await ws.open(servers[1], bob)
     await sse.open(servers[1], bob)
+    await weekly_ws.open(servers[1], bob, "&period=weekly")
 
-    await complete_over_http(servers[0], alice)  # 10 points against ten players with 100: 11th
+    await complete_over_http(servers[0], alice)  # 10 points against ten players with 100: 11th, also this week
     await asyncio.sleep(1)
 
-    assert ws.messages == [] and sse.events == []
+    assert ws.messages == [] and sse.events == [] and weekly_ws.messages == []
     await ws.close()
     await sse.close()
+    await weekly_ws.close()
 
 
 async def test_burst_of_50_completions_arrives_as_far_fewer_messages_ending_on_the_final_board(

@@ -85,3 +85,13 @@ async def test_idle_relay_repairs_a_lost_broadcast_from_the_database(settings, a
     assert [(e["username"], e["score"]) for e in board["payload"]] == [("alice", 10)]
     assert await ws.receive_nothing(timeout=0.8)  # an unchanged board is not sent again
     await ws.disconnect()
+
+
+def test_a_board_from_before_midnight_never_replaces_the_new_days():
+    def daily(version: int, day: str, digest: str) -> dict:
+        return {**event(version), "period": "daily", "window": f"daily:2030-01-{day}", "digest": digest}
+
+    today = daily(7, "07", "empty")
+    assert not relay._newer(daily(7, "06", "late"), today)
+    assert relay._newer(daily(8, "07", "next"), today)
+    assert relay._newer(today, daily(7, "06", "late"))
