@@ -8,8 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scoreboard_project import metrics
@@ -176,9 +175,8 @@ def _pay(action: Action, now: Any) -> None:
 def _change_score(
     *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
 ) -> int:
-    # The only place a total changes: F() increments in SQL, and the ledger row records the result.
-    User.objects.filter(pk=user_id).update(score=F("score") + delta, score_updated_at=now)
-    total, banned = User.objects.values_list("score", "is_banned").get(pk=user_id)
+    # The only place a total changes: the increment happens in SQL, and the ledger row records the result.
+    total, banned = _increment_score(user_id, delta, now)
     ScoreEvent.objects.create(
         user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now,
         multiplier=multiplier,
@@ -186,6 +184,25 @@ def _change_score(
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
     transaction.on_commit(partial(_after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned))
     return total
+
+
+def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool]:
+    """score += delta in one UPDATE ... RETURNING round trip (PostgreSQL and SQLite >= 3.35 both have it)."""
+    meta = User._meta
+    quote = connection.ops.quote_name
+    score, updated, banned, pk = (meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "id"))
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote(score.column)} = {quote(score.column)} + %s, "
+        f"{quote(updated.column)} = %s WHERE {quote(pk.column)} = %s "
+        f"RETURNING {quote(score.column)}, {quote(banned.column)}"
+    )
+    params = [delta, updated.get_db_prep_save(now, connection), pk.get_db_prep_save(user_id, connection)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise UserNotFound(userId=str(user_id))
+    return int(row[0]), bool(row[1])
 
 
 def _after_score_change(*, user_id: Any, score: int, reached_at: datetime, banned: bool = False) -> None:
