@@ -255,6 +255,8 @@ SUSPICION_WINDOW_SECONDS = env_int("SUSPICION_WINDOW_SECONDS", 3600, minimum=1)
 SUSPICION_WINDOW_POINTS = env_int("SUSPICION_WINDOW_POINTS", 1000)
 SUSPICION_MIN_DURATION_STREAK = env_int("SUSPICION_MIN_DURATION_STREAK", 5)
 SUSPICION_MIN_DURATION_MARGIN_SECONDS = env_int("SUSPICION_MIN_DURATION_MARGIN_SECONDS", 1)
+# Issue 7c: how long a process reuses an action type's multiplier events (0: ask the database every completion).
+MULTIPLIER_CACHE_MS = env_int("MULTIPLIER_CACHE_MS", 1000)
 
 # Trusted game servers: signed requests may be this far from the server clock; idempotency keys are kept this
 # long (at least the promised 24 h); a request still in flight after the timeout is presumed dead and retried.
