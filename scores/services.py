@@ -69,9 +69,12 @@ def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
         if action.status == Action.Status.STARTED:
             if now < action.earliest_completion_at:
                 raise ActionTooFast(action.earliest_completion_at, (action.earliest_completion_at - now).total_seconds())
-            # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
-            _lock_user(action.user_id)
-            anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
+            if action.action_type.daily_cap is not None:
+                # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
+                # Without a cap there is nothing to count first: the score UPDATE in _change_score takes the same
+                # row lock, in the same order, before the suspicion checks count anything.
+                _lock_user(action.user_id)
+                anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
             _pay(action, now)
             anticheat.flag_if_suspicious(action=action, now=now)
             return action
