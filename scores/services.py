@@ -179,25 +179,33 @@ def _change_score(
     *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
 ) -> int:
     # The only place a total changes: the increment happens in SQL, and the ledger row records the result.
-    total, banned = _increment_score(user_id, delta, now)
-    ScoreEvent.objects.create(
+    total, banned, username = _increment_score(user_id, delta, now)
+    event = ScoreEvent.objects.create(
         user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now,
         multiplier=multiplier,
     )
+    # The boards' totals, read under the row lock now rather than by a heavier snapshot query after commit.
+    snapshot = None if banned else leaderboard.snapshot_for_change(
+        user_id=user_id, username=username, total=total, version=event.pk, at=now
+    )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
-    transaction.on_commit(partial(_after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned))
+    transaction.on_commit(partial(
+        _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot
+    ))
     return total
 
 
-def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool]:
+def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool, str]:
     """score += delta in one UPDATE ... RETURNING round trip (PostgreSQL and SQLite >= 3.35 both have it)."""
     meta = User._meta
     quote = connection.ops.quote_name
-    score, updated, banned, pk = (meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "id"))
+    score, updated, banned, username, pk = (
+        meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "username", "id")
+    )
     sql = (
         f"UPDATE {quote(meta.db_table)} SET {quote(score.column)} = {quote(score.column)} + %s, "
         f"{quote(updated.column)} = %s WHERE {quote(pk.column)} = %s "
-        f"RETURNING {quote(score.column)}, {quote(banned.column)}"
+        f"RETURNING {quote(score.column)}, {quote(banned.column)}, {quote(username.column)}"
     )
     params = [delta, updated.get_db_prep_save(now, connection), pk.get_db_prep_save(user_id, connection)]
     with connection.cursor() as cursor:
@@ -205,12 +213,14 @@ def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool]:
         row = cursor.fetchone()
     if row is None:
         raise UserNotFound(userId=str(user_id))
-    return int(row[0]), bool(row[1])
+    return int(row[0]), bool(row[1]), row[2]
 
 
-def _after_score_change(*, user_id: Any, score: int, reached_at: datetime, banned: bool = False) -> None:
+def _after_score_change(
+    *, user_id: Any, score: int, reached_at: datetime, banned: bool = False, snapshot: dict | None = None
+) -> None:
     if banned:  # e.g. staff voiding a banned cheater's actions: the total changes, the boards keep them out
         leaderboard.remove_user(user_id=user_id)
     else:
-        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
+        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at, snapshot=snapshot)
     broadcast.score_changed(user_id=user_id)
