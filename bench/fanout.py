@@ -149,8 +149,12 @@ class Viewer(asyncio.Protocol):
                 self._send(0xA, payload)  # pong
 
     def _message(self, payload: bytes, now: float) -> None:
-        at = payload.rfind(b'"version":')
-        version = int(payload[at + 10: payload.index(b"}", at)])
+        # "version" is no longer the last key of a board message ("period" follows it): stop at "," or "}".
+        at = payload.rfind(b'"version":') + 10
+        end = at
+        while payload[end:end + 1].isdigit():
+            end += 1
+        version = int(payload[at:end])
         self.received.append((version, now))
         if not self.ready.done():
             self.ready.set_result(version)

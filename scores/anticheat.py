@@ -2,6 +2,8 @@
 and suspicion flags. Callers hold the user's row lock, so the counts here cannot race with another write.
 """
 
+import threading
+import time as monotonic_clock
 from datetime import datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -40,11 +42,42 @@ def ensure_under_daily_cap(*, user_id: Any, action_type: ActionType, now: dateti
 
 
 def multiplier_for(*, action_type: ActionType, now: datetime) -> Decimal:
-    """The multiplier in force for `action_type` at `now`: the highest running event's, else 1."""
-    best = MultiplierEvent.objects.filter(action_type=action_type, starts_at__lte=now, ends_at__gt=now).aggregate(
-        best=Max("multiplier")
-    )["best"]
-    return best if best is not None else Decimal(1)
+    """The multiplier in force for `action_type` at `now`: the highest running event's, else 1.
+
+    Every completion asks, so this process keeps each type's not-yet-ended events for MULTIPLIER_CACHE_MS (the
+    running one is then picked in Python for the exact `now`). An event saved or deleted in this process clears
+    the cache at once; one saved in another process is seen within MULTIPLIER_CACHE_MS. 0 turns the cache off.
+    """
+    ttl = settings.MULTIPLIER_CACHE_MS / 1000
+    if ttl <= 0:
+        best = MultiplierEvent.objects.filter(action_type=action_type, starts_at__lte=now, ends_at__gt=now).aggregate(
+            best=Max("multiplier")
+        )["best"]
+        return best if best is not None else Decimal(1)
+    clock = monotonic_clock.monotonic()
+    cached = _multiplier_cache.get(action_type.pk)
+    if cached is None or cached[0] <= clock:
+        events = list(
+            # A minute of slack: a concurrent request's `now` may be a little earlier than this one's.
+            MultiplierEvent.objects.filter(action_type_id=action_type.pk, ends_at__gt=now - timedelta(minutes=1))
+            .order_by()
+            .values_list("starts_at", "ends_at", "multiplier")
+        )
+        cached = (clock + ttl, events)
+        with _multiplier_lock:
+            _multiplier_cache[action_type.pk] = cached
+    running = [multiplier for starts_at, ends_at, multiplier in cached[1] if starts_at <= now < ends_at]
+    return max(running) if running else Decimal(1)
+
+
+_multiplier_cache: dict[Any, tuple[float, list[tuple[datetime, datetime, Decimal]]]] = {}
+_multiplier_lock = threading.Lock()
+
+
+def forget_multipliers(**_: Any) -> None:
+    """Clear the multiplier cache (connected to MultiplierEvent's post_save/post_delete; tests call it too)."""
+    with _multiplier_lock:
+        _multiplier_cache.clear()
 
 
 def flag_if_suspicious(*, action: Action, now: datetime, check_pace: bool = True) -> None:

@@ -8,8 +8,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scoreboard_project import metrics
@@ -70,9 +69,12 @@ def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
         if action.status == Action.Status.STARTED:
             if now < action.earliest_completion_at:
                 raise ActionTooFast(action.earliest_completion_at, (action.earliest_completion_at - now).total_seconds())
-            # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
-            _lock_user(action.user_id)
-            anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
+            if action.action_type.daily_cap is not None:
+                # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
+                # Without a cap there is nothing to count first: the score UPDATE in _change_score takes the same
+                # row lock, in the same order, before the suspicion checks count anything.
+                _lock_user(action.user_id)
+                anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
             _pay(action, now)
             anticheat.flag_if_suspicious(action=action, now=now)
             return action
@@ -176,21 +178,49 @@ def _pay(action: Action, now: Any) -> None:
 def _change_score(
     *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
 ) -> int:
-    # The only place a total changes: F() increments in SQL, and the ledger row records the result.
-    User.objects.filter(pk=user_id).update(score=F("score") + delta, score_updated_at=now)
-    total, banned = User.objects.values_list("score", "is_banned").get(pk=user_id)
-    ScoreEvent.objects.create(
+    # The only place a total changes: the increment happens in SQL, and the ledger row records the result.
+    total, banned, username = _increment_score(user_id, delta, now)
+    event = ScoreEvent.objects.create(
         user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now,
         multiplier=multiplier,
     )
+    # The boards' totals, read under the row lock now rather than by a heavier snapshot query after commit.
+    snapshot = None if banned else leaderboard.snapshot_for_change(
+        user_id=user_id, username=username, total=total, version=event.pk, at=now
+    )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
-    transaction.on_commit(partial(_after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned))
+    transaction.on_commit(partial(
+        _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot
+    ))
     return total
 
 
-def _after_score_change(*, user_id: Any, score: int, reached_at: datetime, banned: bool = False) -> None:
+def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool, str]:
+    """score += delta in one UPDATE ... RETURNING round trip (PostgreSQL and SQLite >= 3.35 both have it)."""
+    meta = User._meta
+    quote = connection.ops.quote_name
+    score, updated, banned, username, pk = (
+        meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "username", "id")
+    )
+    sql = (
+        f"UPDATE {quote(meta.db_table)} SET {quote(score.column)} = {quote(score.column)} + %s, "
+        f"{quote(updated.column)} = %s WHERE {quote(pk.column)} = %s "
+        f"RETURNING {quote(score.column)}, {quote(banned.column)}, {quote(username.column)}"
+    )
+    params = [delta, updated.get_db_prep_save(now, connection), pk.get_db_prep_save(user_id, connection)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise UserNotFound(userId=str(user_id))
+    return int(row[0]), bool(row[1]), row[2]
+
+
+def _after_score_change(
+    *, user_id: Any, score: int, reached_at: datetime, banned: bool = False, snapshot: dict | None = None
+) -> None:
     if banned:  # e.g. staff voiding a banned cheater's actions: the total changes, the boards keep them out
         leaderboard.remove_user(user_id=user_id)
     else:
-        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at)
+        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at, snapshot=snapshot)
     broadcast.score_changed(user_id=user_id)

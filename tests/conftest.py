@@ -146,6 +146,16 @@ def _clear_leaderboard_keys(url: str, prefix: str) -> None:
 
 
 @pytest.fixture(autouse=True)
+def _no_cached_multipliers():
+    # A rolled-back test's multiplier events must not live on in the per-process cache (issue 7c).
+    from scores.anticheat import forget_multipliers
+
+    forget_multipliers()
+    yield
+    forget_multipliers()
+
+
+@pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     # PBKDF2's deliberate slowness would dominate the suite; the hasher itself is Django's concern.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

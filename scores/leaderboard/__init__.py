@@ -77,13 +77,24 @@ def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:
     return board if answered else database.around(window, user.pk, limit)
 
 
-def record_score(*, user_id: Any, score: int, reached_at: datetime | None) -> None:
+def record_score(*, user_id: Any, score: int, reached_at: datetime | None, snapshot: dict | None = None) -> None:
     """Apply a committed score change to the boards it belongs to (write-through, after commit). Never raises.
 
     The database board reads the tables, so only Redis has work to do. A Redis failure is logged and remembered:
     the completion that called this has committed and must succeed; the boards are rebuilt when Redis answers.
+    `snapshot`: from snapshot_for_change() in the change's transaction (saves a read after commit).
     """
-    _write_through(user_id, periods.all_containing(reached_at or timezone.now()))
+    _write_through(user_id, periods.all_containing(reached_at or timezone.now()), snapshot)
+
+
+def snapshot_for_change(*, user_id: Any, username: str, total: int, version: int, at: datetime) -> dict | None:
+    """Inside a score change's transaction (user row locked): the totals record_score will write, or None when
+    there is nothing to write to (database backend)."""
+    if not _uses_redis():
+        return None
+    return redis_board.change_snapshot(
+        user_id=user_id, username=username, total=total, version=version, at=at, windows=periods.all_containing(at)
+    )
 
 
 def remove_user(*, user_id: Any) -> None:
@@ -95,14 +106,14 @@ def remove_user(*, user_id: Any) -> None:
     _write_through(user_id, [periods.current(period) for period in PERIODS])
 
 
-def _write_through(user_id: Any, windows: list[periods.Window]) -> None:
+def _write_through(user_id: Any, windows: list[periods.Window], snapshot: dict | None = None) -> None:
     if not _uses_redis():
         return
     if not _redis_available():
         _health.missed_writes = True
         return
     try:
-        redis_board.record(user_id, windows)
+        redis_board.record(user_id, windows, row=snapshot)
     except Exception as exc:  # noqa: BLE001 - the change is committed; the board is repaired by a rebuild
         logger.warning("Leaderboard write to Redis failed for user %s (boards will be rebuilt): %s", user_id, exc)
         _health.failed(exc, missed_write=True)

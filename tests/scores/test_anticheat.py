@@ -267,3 +267,24 @@ def test_concurrent_starts_and_completions_of_one_user_never_deadlock(settings, 
     assert alice.score == 80  # the daily cap held under concurrency: 8 of 10 completions paid
     assert Action.objects.filter(user=alice).count() == 10 + len(started)
     assert find_problems() == []
+
+
+def test_multiplier_lookup_is_cached_per_type_and_forgotten_when_an_event_is_saved(
+    settings, alice, quick_type, django_assert_num_queries
+):
+    from scores.anticheat import multiplier_for
+
+    settings.MULTIPLIER_CACHE_MS = 60_000
+    now = timezone.now()
+    assert multiplier_for(action_type=quick_type, now=now) == Decimal(1)
+    with django_assert_num_queries(0):
+        assert multiplier_for(action_type=quick_type, now=now) == Decimal(1)
+    MultiplierEvent.objects.create(
+        action_type=quick_type, multiplier=Decimal("2"), starts_at=now + timedelta(seconds=1), ends_at=now + timedelta(hours=1)
+    )
+    assert multiplier_for(action_type=quick_type, now=now) == Decimal(1)  # not running yet
+    with django_assert_num_queries(0):  # the cached future event starts on time, without a query
+        assert multiplier_for(action_type=quick_type, now=now + timedelta(seconds=2)) == Decimal(2)
+    settings.MULTIPLIER_CACHE_MS = 0
+    with django_assert_num_queries(1):
+        assert multiplier_for(action_type=quick_type, now=now + timedelta(seconds=2)) == Decimal(2)
