@@ -1,18 +1,17 @@
 import json
-import threading
 import time
 import uuid
 from datetime import timedelta
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from integrations.authentication import sign
 from integrations.models import ApiClient, IdempotencyRecord
 from scores.models import Action, ActionType, ScoreEvent
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -228,23 +227,13 @@ def test_keys_are_kept_24_hours_then_purged(make_api_client, alice, quick_type):
 def test_concurrent_duplicates_award_once(make_api_client, alice, quick_type):
     _, raw_key, _ = make_api_client()
     body = {"userId": str(alice.pk), "actionType": "quick"}
-    statuses: list[str] = []
-    barrier = threading.Barrier(10)
 
-    def send() -> None:
-        try:
-            barrier.wait()
-            response = _post(raw_key, body, key="same")
-            replayed = response.get("Idempotent-Replayed") == "true"
-            statuses.append(f"{response.status_code}{' replay' if replayed else ''}")
-        finally:
-            connection.close()
+    def send(_: int) -> str:
+        response = _post(raw_key, body, key="same")
+        replayed = response.get("Idempotent-Replayed") == "true"
+        return f"{response.status_code}{' replay' if replayed else ''}"
 
-    threads = [threading.Thread(target=send) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_at_once(send, 10)
     # Exactly one request did the work; the others were told it is in flight (409) or got its replay.
     assert statuses.count("200") == 1
     assert set(statuses) <= {"200", "200 replay", "409"}

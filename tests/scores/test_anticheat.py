@@ -1,15 +1,14 @@
-import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from scores import services
 from scores.exceptions import DailyCapReached, TooManyOpenActions
 from scores.integrity import find_problems
 from scores.models import Action, ActionType, MultiplierEvent, ScoreEvent, SuspicionFlag
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -65,24 +64,14 @@ def test_open_action_limit_over_the_api_is_409(as_alice, quick_type):
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_starts_cannot_exceed_the_limit(alice, quick_type):
-    outcomes: list[str] = []
-    barrier = threading.Barrier(10)
-
-    def start() -> None:
+    def start(_: int) -> str:
         try:
-            barrier.wait()
             services.start_action(user=alice, action_type_code="quick")
-            outcomes.append("started")
+            return "started"
         except TooManyOpenActions:
-            outcomes.append("refused")
-        finally:
-            connection.close()
+            return "refused"
 
-    threads = [threading.Thread(target=start) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = run_at_once(start, 10)
     assert sorted(outcomes) == ["refused"] * 7 + ["started"] * 3
     assert Action.objects.filter(user=alice, status="started").count() == 3
 
@@ -238,31 +227,19 @@ def test_concurrent_starts_and_completions_of_one_user_never_deadlock(settings, 
     settings.SUSPICION_WINDOW_POINTS = 0
     ActionType.objects.filter(pk=quick_type.pk).update(daily_cap=8)
     pending = [services.start_action(user=alice, action_type_code="quick").pk for _ in range(10)]
-    unexpected: list[BaseException] = []
-    started: list[int] = []
-    barrier = threading.Barrier(20)
 
-    def work(index: int) -> None:
+    def work(index: int) -> bool:
+        """True when this worker started an action; a deadlock or any other error fails the test."""
         try:
-            barrier.wait()
             if index % 2:
                 services.start_action(user=alice, action_type_code="quick")
-                started.append(index)
-            else:
-                services.complete_action(user=alice, action_id=pending[index // 2])
+                return True
+            services.complete_action(user=alice, action_id=pending[index // 2])
         except DailyCapReached:
             pass
-        except BaseException as exc:  # noqa: BLE001 - a deadlock or any other error fails the test below
-            unexpected.append(exc)
-        finally:
-            connection.close()
+        return False
 
-    threads = [threading.Thread(target=work, args=(index,)) for index in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert unexpected == []
+    started = [index for index, did_start in enumerate(run_at_once(work, 20)) if did_start]
     alice.refresh_from_db()
     assert alice.score == 80  # the daily cap held under concurrency: 8 of 10 completions paid
     assert Action.objects.filter(user=alice).count() == 10 + len(started)

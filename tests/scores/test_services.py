@@ -1,14 +1,13 @@
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from scores import services
 from scores.exceptions import ActionNotFound, ActionNotStarted, ActionTooFast, NotYourAction, UnknownActionType
 from scores.integrity import find_problems
 from scores.models import Action, ScoreEvent
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -96,24 +95,15 @@ def test_cancel_pays_nothing_and_cannot_complete_after(alice, quick_type):
 @pytest.mark.django_db(transaction=True)
 def test_twenty_concurrent_completions_pay_once(alice, quick_type):
     action = services.start_action(user=alice, action_type_code="quick")
-    barrier = threading.Barrier(20)
-    outcomes: list[str] = []
 
-    def complete() -> None:
-        barrier.wait()
+    def complete(_: int) -> str:
         try:
             services.complete_action(user=alice, action_id=action.pk)
-            outcomes.append("paid")
+            return "paid"
         except ActionNotStarted:
-            outcomes.append("refused")
-        finally:
-            connection.close()
+            return "refused"
 
-    threads = [threading.Thread(target=complete) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = run_at_once(complete, 20)
 
     assert sorted(outcomes) == ["paid"] + ["refused"] * 19
     alice.refresh_from_db()

@@ -1,16 +1,15 @@
 """Attacks by a logged-in player on the action lifecycle and the request bodies."""
 
-import threading
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from scores import services
 from scores.models import Action, ScoreEvent
+from tests.concurrency import run_at_once
 from tests.security.conftest import assert_error
 
 pytestmark = pytest.mark.django_db
@@ -57,23 +56,13 @@ def test_completing_twice(as_alice, alice, quick_type, ledger_unchanged):
 def test_completing_from_20_threads_at_once(alice, quick_type):
     action_id = str(services.start_action(user=alice, action_type_code="quick").pk)
     token = str(RefreshToken.for_user(alice).access_token)
-    statuses: list[int] = []
-    barrier = threading.Barrier(20)
 
-    def attack() -> None:
+    def attack(_: int) -> int:
         client = APIClient()
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
-        try:
-            barrier.wait()
-            statuses.append(_complete(client, action_id).status_code)
-        finally:
-            connection.close()
+        return _complete(client, action_id).status_code
 
-    threads = [threading.Thread(target=attack) for _ in range(20)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    statuses = run_at_once(attack, 20)
     assert sorted(statuses) == [200] + [409] * 19
     alice.refresh_from_db()
     assert alice.score == 10
