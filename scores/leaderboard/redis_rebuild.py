@@ -13,6 +13,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
+import redis
 from django.db import connection as db_connection
 from django.db.models import OuterRef, Subquery
 
@@ -161,8 +162,15 @@ def _batches(rows: Iterator[dict]) -> Iterator[list[dict]]:
 
 
 def _drain_pending(window: Window, keys: Keys, slow: Any) -> None:
-    # These users changed while the snapshot loaded: write their current totals over the swapped-in board.
-    while user_ids := slow.client.spop(keys.pending, BATCH):
+    # These users changed while the snapshot loaded: write their current totals over the swapped-in board. Only
+    # those noted before the swap: a change after it reached the built board itself, and draining the set while
+    # writes keep noting more (the lock is still held) never ended under steady traffic, one heavy read per user.
+    draining = f"{keys.pending}:drain"
+    try:
+        slow.client.rename(keys.pending, draining)
+    except redis.ResponseError:  # no such key: nothing changed while the snapshot loaded
+        return
+    while user_ids := slow.client.spop(draining, BATCH):
         for user_id in user_ids:
             record(uuid.UUID(user_id), [window], by_rebuild=True)
 

@@ -134,6 +134,33 @@ def test_score_changes_during_a_rebuild_are_not_lost(make_user, quick_type):
         assert redis_rebuild.drift(periods.current(period)) == []
 
 
+def test_a_rebuild_finishes_while_score_changes_keep_arriving(make_user, quick_type):
+    players = _players(make_user, 20)
+    leaderboard.rebuild()
+    window = periods.current(leaderboard.ALL_TIME)
+    rebuilt = threading.Event()
+
+    def play(mine: list) -> None:
+        # Completions never stop until the rebuild returns (or the deadline passes): it must not wait for quiet.
+        try:
+            while not rebuilt.is_set() and time.monotonic() < deadline:
+                for player in mine:
+                    _complete(player)
+        finally:
+            connection.close()
+
+    deadline = time.monotonic() + 15
+    writers = [threading.Thread(target=play, args=(players[index::4],)) for index in range(4)]
+    for writer in writers:
+        writer.start()
+    redis_rebuild.rebuild(window, wait=5)
+    rebuilt.set()
+    assert time.monotonic() < deadline
+    for writer in writers:
+        writer.join(30)
+    assert redis_rebuild.drift(window) == []
+
+
 def test_check_leaderboard_reports_drift_and_rebuild_repairs_it(make_user, quick_type, capsys):
     players = _players(make_user, 5)
     leaderboard.rebuild()
