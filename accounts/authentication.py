@@ -2,9 +2,11 @@
 
 from typing import Any
 
+from django.contrib.auth import get_user_model
 from rest_framework import authentication, exceptions
 from rest_framework.request import Request
 from rest_framework_simplejwt import authentication as jwt_authentication
+from rest_framework_simplejwt.settings import api_settings
 
 
 class Banned(exceptions.PermissionDenied):
@@ -18,7 +20,21 @@ def refuse_if_banned(user: Any) -> None:
 
 
 class JWTAuthentication(jwt_authentication.JWTAuthentication):
-    """simplejwt's bearer tokens; a banned user's still-unexpired access token stops working at once."""
+    """simplejwt's bearer tokens; a banned user's still-unexpired access token stops working at once.
+
+    On the methods an AccountCheckedInService view names, the token alone identifies the caller (no user query):
+    their service reads the user's row anyway and refuses a banned or deactivated account there.
+    """
+
+    def authenticate(self, request: Request) -> tuple[Any, Any] | None:
+        if not _checked_in_service(request) or api_settings.CHECK_REVOKE_TOKEN:
+            return super().authenticate(request)
+        header = self.get_header(request)
+        raw_token = None if header is None else self.get_raw_token(header)
+        if raw_token is None:
+            return None
+        token = self.get_validated_token(raw_token)
+        return _token_bearer(token), token
 
     def get_user(self, validated_token: Any) -> Any:
         user = super().get_user(validated_token)
@@ -34,3 +50,70 @@ class SessionAuthentication(authentication.SessionAuthentication):
         if result is not None:
             refuse_if_banned(result[0])
         return result
+
+
+class TokenBearer:
+    """The caller as a valid access token names them, before their user row is read (see AccountCheckedInService)."""
+
+    is_authenticated = True
+    is_anonymous = False
+
+    def __init__(self, user_id: Any) -> None:
+        self.pk = self.id = user_id
+        self.confirmed = False
+
+
+def _token_bearer(token: Any) -> TokenBearer:
+    try:
+        return TokenBearer(get_user_model()._meta.pk.to_python(token[api_settings.USER_ID_CLAIM]))
+    except Exception:  # noqa: BLE001 - no or a malformed id in a signed token: an invalid token, not a 500
+        raise jwt_authentication.InvalidToken("Token contained no recognizable user identification") from None
+
+
+def _checked_in_service(request: Request) -> bool:
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    return request.method in getattr(view, "checked_in_service", ())
+
+
+def confirm_account(user: TokenBearer) -> None:
+    """What simplejwt's get_user checks, with the ban: raises AuthenticationFailed (no such user, inactive), Banned."""
+    row = get_user_model().objects.filter(pk=user.pk).values("is_active", "is_banned").first()
+    if row is None:
+        raise exceptions.AuthenticationFailed("User not found", code="user_not_found")
+    if api_settings.CHECK_USER_IS_ACTIVE and not row["is_active"]:
+        raise exceptions.AuthenticationFailed("User is inactive", code="user_inactive")
+    if row["is_banned"]:
+        raise Banned()
+    user.confirmed = True
+
+
+class AccountCheckedInService:
+    """APIView mixin: the methods in `checked_in_service` call a service that reads the caller's user row in its
+    own transaction anyway and refuses a banned or deactivated account there, before it writes anything
+    (scores.services.start_action / complete_action / cancel_action). Their bearer tokens thus cost no user query.
+    Every other method, and every error response of those, confirms the account here first, so a banned caller
+    still gets 403 on every path.
+    """
+
+    checked_in_service: tuple[str, ...] = ()
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        if request.method not in self.checked_in_service:
+            _confirm(request)
+
+    def handle_exception(self, exc: Exception) -> Any:
+        if not isinstance(exc, (Banned, exceptions.NotAuthenticated, exceptions.AuthenticationFailed)):
+            try:
+                _confirm(self.request)
+            except exceptions.APIException as refused:
+                exc = refused
+            except Exception:  # noqa: BLE001 - e.g. the database is down: answer for the original error
+                pass
+        return super().handle_exception(exc)
+
+
+def _confirm(request: Request) -> None:
+    user = getattr(request, "_user", None)
+    if isinstance(user, TokenBearer) and not user.confirmed:
+        confirm_account(user)

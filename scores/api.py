@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.authentication import AccountCheckedInService
 from scoreboard_project.client_ip import client_ip
 from scoreboard_project.ratelimits import rate_limit
 from scores import leaderboard, services
@@ -46,7 +47,8 @@ class NewestFirst(CursorPagination):
         return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})
 
 
-class UserActionsView(APIView):
+class UserActionsView(AccountCheckedInService, APIView):
+    checked_in_service = ("POST",)  # start_action reads (and locks) the caller's row
     def get(self, request: Request, user_id: str) -> Response:
         _require_own_path(request, user_id)
         paginator = NewestFirst()
@@ -71,7 +73,8 @@ class UserActionsView(APIView):
                         status=status.HTTP_201_CREATED)
 
 
-class UserActionView(APIView):
+class UserActionView(AccountCheckedInService, APIView):
+    checked_in_service = ("PUT",)  # complete_action / cancel_action read the action's owner with the action
     @rate_limit("actions.complete", rate_setting="RATE_LIMIT_COMPLETE_ACTION")
     def put(self, request: Request, user_id: str, action_id: str) -> Response:
         _require_own_path(request, user_id)

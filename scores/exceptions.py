@@ -83,3 +83,9 @@ class UserBanned(ScoreboardError):
     http_status = 403
     code = "banned"
     message = "This user is banned."
+
+
+class AccountInactive(ScoreboardError):
+    http_status = 401
+    code = "authentication_failed"
+    message = "This account is inactive."

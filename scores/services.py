@@ -14,6 +14,7 @@ from django.utils import timezone
 from scoreboard_project import metrics
 from scores import anticheat, broadcast, leaderboard
 from scores.exceptions import (
+    AccountInactive,
     ActionNotCompleted,
     ActionNotFound,
     ActionNotStarted,
@@ -36,18 +37,22 @@ def start_action(
     client_ip: str | None = None,
     user_agent: str = "",
 ) -> Action:
-    """Start an action of an active type for `user`. Raises UnknownActionType, TooManyOpenActions, DailyCapReached."""
+    """Start an action of an active type for `user` (anything with the user's `pk`).
+
+    Raises UnknownActionType, UserBanned, AccountInactive, TooManyOpenActions, DailyCapReached.
+    """
     action_type = ActionType.objects.filter(code=action_type_code, is_active=True).first()
     if action_type is None:
         raise UnknownActionType(actionType=action_type_code)
     with transaction.atomic():
         # Lock the user's row so that concurrent starts queue up and cannot together pass the open-action limit.
-        _lock_user(user.pk)
+        player = _lock_user(user.pk)
+        _ensure_may_play(player)
         now = timezone.now()
         anticheat.ensure_room_for_another_action(user_id=user.pk, now=now)
         anticheat.ensure_under_daily_cap(user_id=user.pk, action_type=action_type, now=now)
         return Action.objects.create(
-            user=user,
+            user=player,
             action_type=action_type,
             started_at=now,
             metadata=metadata or {},
@@ -59,8 +64,9 @@ def start_action(
 def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
     """Complete a started action and pay its type's points exactly once.
 
-    Raises ActionNotFound, NotYourAction, ActionTooFast and DailyCapReached (the action stays started), and
-    ActionNotStarted (also when the action was past its maximum duration: it is then marked expired).
+    Raises ActionNotFound, NotYourAction, UserBanned, AccountInactive, ActionTooFast and DailyCapReached (the
+    action stays started), and ActionNotStarted (also when the action was past its maximum duration: it is then
+    marked expired).
     """
     with transaction.atomic():
         action = _lock_action(user=user, action_id=action_id)
@@ -83,7 +89,8 @@ def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
 
 
 def cancel_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
-    """Cancel a started action; it pays nothing. Raises ActionNotFound, NotYourAction, ActionNotStarted."""
+    """Cancel a started action; it pays nothing. Raises ActionNotFound, NotYourAction, UserBanned, AccountInactive,
+    ActionNotStarted."""
     with transaction.atomic():
         action = _lock_action(user=user, action_id=action_id)
         _expire_if_overdue(action, timezone.now())
@@ -145,13 +152,26 @@ def _lock_user(user_id: Any) -> Any:
 
 def _lock_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
     # The row lock makes concurrent completions of one action queue up; the first pays, the rest see `completed`.
+    # The owner's row comes along (not locked) for the account check, which spares the API a user query.
     try:
-        action = Action.objects.select_for_update(of=("self",)).select_related("action_type").get(pk=action_id)
+        action = (
+            Action.objects.select_for_update(of=("self",)).select_related("action_type", "user").get(pk=action_id)
+        )
     except (Action.DoesNotExist, ValidationError, ValueError):
         raise ActionNotFound(actionId=str(action_id)) from None
     if action.user_id != user.pk:
         raise NotYourAction(actionId=str(action_id))
+    _ensure_may_play(action.user)
     return action
+
+
+def _ensure_may_play(player: Any) -> None:
+    # Read in the transaction that writes: the API authenticates start/complete/cancel by token alone and relies
+    # on this (accounts.authentication.AccountCheckedInService).
+    if player.is_banned:
+        raise UserBanned(userId=str(player.pk))
+    if not player.is_active:
+        raise AccountInactive(userId=str(player.pk))
 
 
 def _expire_if_overdue(action: Action, now: Any) -> None:

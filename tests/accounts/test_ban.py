@@ -1,3 +1,5 @@
+import uuid
+
 import pytest
 from rest_framework.test import APIClient
 
@@ -94,3 +96,52 @@ def test_staff_cannot_ban_themselves(client, admin_user):
     client.post("/admin/accounts/user/", {"action": "ban_selected", "_selected_action": [str(admin_user.pk)]})
     admin_user.refresh_from_db()
     assert not admin_user.is_banned
+
+
+def _refused(response, status: int = 403, code: str = "banned") -> None:
+    assert response.status_code == status, response.content
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_banned_token_is_refused_on_every_path_of_the_action_endpoints(as_alice, alice, as_bob, quick_type):
+    # Start and complete read the caller's row in their own transaction instead of at authentication: each way
+    # out of those views, not only the successful one, must still answer 403 to a banned caller.
+    own = as_alice.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").json()["actionId"]
+    bobs = as_bob.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").json()["actionId"]
+    account_services.ban_user(user_id=alice.pk)
+
+    actions = "/api/v1/users/me/actions"
+    for response in (
+        as_alice.put(f"{actions}/{own}", {"status": "completed"}, format="json"),
+        as_alice.put(f"{actions}/{own}", {"status": "cancelled"}, format="json"),
+        as_alice.put(f"{actions}/{bobs}", {"status": "completed"}, format="json"),  # not theirs
+        as_alice.put(f"{actions}/{uuid.uuid4()}", {"status": "completed"}, format="json"),  # no such action
+        as_alice.put(f"{actions}/{own}", {"status": "paid"}, format="json"),  # invalid body
+        as_alice.post(actions, {"actionType": "no-such-type"}, format="json"),
+        as_alice.post(actions, {"actionType": "quick"}, format="json"),
+        as_alice.get(actions),
+    ):
+        _refused(response)
+    assert Action.objects.get(pk=own).status == "started"
+    assert Action.objects.filter(user=alice).count() == 1
+
+
+def test_a_deactivated_or_deleted_users_token_is_refused_by_the_action_endpoints(
+    as_alice, alice, make_user, client_for, quick_type
+):
+    own = as_alice.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").json()["actionId"]
+    type(alice).objects.filter(pk=alice.pk).update(is_active=False)
+    _refused(as_alice.put(f"/api/v1/users/me/actions/{own}", {"status": "completed"}, format="json"), 401,
+             "authentication_failed")
+    _refused(as_alice.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json"), 401,
+             "authentication_failed")
+    assert Action.objects.get(pk=own).status == "started"
+
+    carol = make_user("carol")
+    as_carol = client_for(carol)
+    carol.delete()
+    _refused(as_carol.put(f"/api/v1/users/me/actions/{own}", {"status": "completed"}, format="json"), 401,
+             "authentication_failed")
+    _refused(as_carol.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json"), 401,
+             "authentication_failed")
+    assert not Action.objects.exclude(pk=own).exists()
