@@ -21,8 +21,11 @@ def ensure_room_for_another_action(*, user_id: Any, now: datetime) -> None:
     Overdue actions are not counted (so an abandoned action never blocks a player) but not written either: taking
     their row locks here, under the user's lock, would invert the action-then-user lock order of complete_action.
     """
-    started = Action.objects.filter(user_id=user_id, status=Action.Status.STARTED).select_related("action_type")
-    still_open = sum(1 for action in started if now <= action.expires_at)
+    # Two columns per row, not model instances: this runs on every start, and a player may hold many.
+    started = Action.objects.filter(user_id=user_id, status=Action.Status.STARTED).values_list(
+        "started_at", "action_type__max_duration_seconds"
+    )
+    still_open = sum(1 for started_at, seconds in started if now <= started_at + timedelta(seconds=seconds))
     if still_open >= settings.MAX_OPEN_ACTIONS_PER_USER:
         raise TooManyOpenActions(limit=settings.MAX_OPEN_ACTIONS_PER_USER, open=still_open)
 

@@ -8,11 +8,11 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from scoreboard_project import metrics
-from scores import anticheat, broadcast, leaderboard
+from scores import anticheat, broadcast, leaderboard, ledger
 from scores.exceptions import (
     AccountInactive,
     ActionNotCompleted,
@@ -199,41 +199,20 @@ def _change_score(
     *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
 ) -> int:
     # The only place a total changes: the increment happens in SQL, and the ledger row records the result.
-    total, banned, username = _increment_score(user_id, delta, now)
-    event = ScoreEvent.objects.create(
-        user_id=user_id, action=action, delta=delta, resulting_total=total, reason=reason, created_at=now,
-        multiplier=multiplier,
+    total, banned, username = ledger.increment_score(user_id, delta, now)
+    # The Redis boards' period totals come back with the ledger row, read under the row lock the increment took.
+    event_id, period_totals = ledger.append(
+        user_id=user_id, action_id=action.pk if action else None, delta=delta, total=total, reason=reason,
+        multiplier=multiplier, at=now, windows=[] if banned else leaderboard.windows_to_total(now),
     )
-    # The boards' totals, read under the row lock now rather than by a heavier snapshot query after commit.
     snapshot = None if banned else leaderboard.snapshot_for_change(
-        user_id=user_id, username=username, total=total, version=event.pk, at=now
+        user_id=user_id, username=username, total=total, version=event_id, at=now, period_totals=period_totals
     )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
     transaction.on_commit(partial(
         _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot
     ))
     return total
-
-
-def _increment_score(user_id: Any, delta: int, now: Any) -> tuple[int, bool, str]:
-    """score += delta in one UPDATE ... RETURNING round trip (PostgreSQL and SQLite >= 3.35 both have it)."""
-    meta = User._meta
-    quote = connection.ops.quote_name
-    score, updated, banned, username, pk = (
-        meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "username", "id")
-    )
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote(score.column)} = {quote(score.column)} + %s, "
-        f"{quote(updated.column)} = %s WHERE {quote(pk.column)} = %s "
-        f"RETURNING {quote(score.column)}, {quote(banned.column)}, {quote(username.column)}"
-    )
-    params = [delta, updated.get_db_prep_save(now, connection), pk.get_db_prep_save(user_id, connection)]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    if row is None:
-        raise UserNotFound(userId=str(user_id))
-    return int(row[0]), bool(row[1]), row[2]
 
 
 def _after_score_change(

@@ -87,13 +87,26 @@ def record_score(*, user_id: Any, score: int, reached_at: datetime | None, snaps
     _write_through(user_id, periods.all_containing(reached_at or timezone.now()), snapshot)
 
 
-def snapshot_for_change(*, user_id: Any, username: str, total: int, version: int, at: datetime) -> dict | None:
+def windows_to_total(at: datetime) -> list[periods.Window]:
+    """The period windows whose totals snapshot_for_change needs for a change at `at` (none on the database backend,
+    which reads the tables)."""
+    if not _uses_redis():
+        return []
+    return [window for window in periods.all_containing(at) if not window.is_all_time]
+
+
+def snapshot_for_change(
+    *, user_id: Any, username: str, total: int, version: int, at: datetime,
+    period_totals: dict[str, tuple[int, datetime]],
+) -> dict | None:
     """Inside a score change's transaction (user row locked): the totals record_score will write, or None when
-    there is nothing to write to (database backend)."""
+    there is nothing to write to (database backend). `period_totals`: window key -> (total, last change) for
+    the windows_to_total(at), as the change's ledger insert read them."""
     if not _uses_redis():
         return None
     return redis_board.change_snapshot(
-        user_id=user_id, username=username, total=total, version=version, at=at, windows=periods.all_containing(at)
+        user_id=user_id, username=username, total=total, version=version, at=at, windows=periods.all_containing(at),
+        period_totals=period_totals,
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Max, OuterRef, Q, Subquery, Sum
+from django.db.models import Max, OuterRef, Subquery, Sum
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -210,35 +210,20 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row
 
 
 def change_snapshot(
-    *, user_id: Any, username: str, total: int, version: int, at: datetime, windows: list[Window]
+    *, user_id: Any, username: str, total: int, version: int, at: datetime, windows: list[Window],
+    period_totals: dict[str, tuple[int, datetime]],
 ) -> dict:
-    """What record() needs, read inside the transaction that just changed the score, under the user's row lock.
+    """What record() needs, from the transaction that just changed the score, under the user's row lock.
 
     The all-time total, the version (the new ledger row's id) and its time come from that transaction; the period
-    totals from ONE aggregate over the user's ledger rows of the widest period (a UTC day lies inside its ISO week),
-    instead of the multi-subquery snapshot after commit. Same values as _snapshot() would read at commit.
+    totals (window key -> (total, last change)) from its ledger insert. Same values as _snapshot() reads at commit.
     """
     row: dict[str, Any] = {
         "id": user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id)),
         "username": username, "is_banned": False, "version": version, "version_at": at,
     }
-    periodic = [(index, window) for index, window in enumerate(windows) if not window.is_all_time]
-    if periodic:
-        aggregates = {}
-        for index, window in periodic:
-            inside = Q(created_at__gte=window.start, created_at__lt=window.end)
-            aggregates[f"score_{index}"] = Sum("delta", filter=inside)
-            aggregates[f"reached_{index}"] = Max("created_at", filter=inside)
-        row.update(
-            ScoreEvent.objects.filter(
-                user_id=user_id,
-                created_at__gte=min(window.start for _, window in periodic),
-                created_at__lt=max(window.end for _, window in periodic),
-            ).aggregate(**aggregates)
-        )
     for index, window in enumerate(windows):
-        if window.is_all_time:
-            row[f"score_{index}"], row[f"reached_{index}"] = total, at
+        row[f"score_{index}"], row[f"reached_{index}"] = (total, at) if window.is_all_time else period_totals[window.key]
     return row
 
 

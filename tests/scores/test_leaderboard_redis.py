@@ -237,24 +237,29 @@ def test_a_ban_takes_the_player_off_the_redis_boards_and_an_unban_brings_them_ba
 
 
 def test_the_snapshot_read_in_the_change_transaction_equals_the_one_read_after_commit(alice, bob, quick_type):
-    # The write path hands record() the totals it read under the row lock (issue 7c); they must be what the full
-    # snapshot query reads from the committed tables, for every period board.
+    # The write path hands record() the totals its ledger insert read under the row lock (issue 7c); they must be
+    # what the full snapshot query reads from the committed tables, for every period board.
     from django.db import transaction
+    from django.utils import timezone
 
+    from scores import ledger
     from scores.models import ScoreEvent
 
     _complete(bob, times=2)
     _complete(alice, times=3)
-    windows = periods.all_containing(get_user_model().objects.get(pk=alice.pk).score_updated_at)
+    now = timezone.now()
     with transaction.atomic():
-        row = services._lock_user(alice.pk)
-        newest = ScoreEvent.objects.filter(user=alice).order_by("-id").first()
-        in_transaction = redis_board.change_snapshot(
-            user_id=alice.pk, username=row.username, total=row.score, version=newest.pk, at=newest.created_at,
-            windows=windows,
+        total, _, username = ledger.increment_score(alice.pk, 7, now)
+        version, period_totals = ledger.append(
+            user_id=alice.pk, action_id=None, delta=7, total=total, reason=ScoreEvent.Reason.ACTION_COMPLETED,
+            multiplier=1, at=now, windows=leaderboard.windows_to_total(now),
         )
+        in_transaction = leaderboard.snapshot_for_change(
+            user_id=alice.pk, username=username, total=total, version=version, at=now, period_totals=period_totals
+        )
+    windows = periods.all_containing(now)
     after_commit = redis_board._snapshot(alice.pk, windows)
     for key in ("id", "username", "is_banned", "version", "version_at", *[f"{k}_{i}" for k in ("score", "reached")
                                                                           for i in range(len(windows))]):
         assert in_transaction[key] == after_commit[key], key
-    assert in_transaction["score_0"] == 30
+    assert [in_transaction[f"score_{i}"] for i in range(len(windows))] == [37, 37, 37]
