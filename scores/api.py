@@ -49,6 +49,7 @@ class NewestFirst(CursorPagination):
 
 class UserActionsView(AccountCheckedInService, APIView):
     checked_in_service = ("POST",)  # start_action reads (and locks) the caller's row
+
     def get(self, request: Request, user_id: str) -> Response:
         _require_own_path(request, user_id)
         paginator = NewestFirst()
@@ -75,6 +76,7 @@ class UserActionsView(AccountCheckedInService, APIView):
 
 class UserActionView(AccountCheckedInService, APIView):
     checked_in_service = ("PUT",)  # complete_action / cancel_action read the action's owner with the action
+
     @rate_limit("actions.complete", rate_setting="RATE_LIMIT_COMPLETE_ACTION")
     def put(self, request: Request, user_id: str, action_id: str) -> Response:
         _require_own_path(request, user_id)
@@ -84,18 +86,19 @@ class UserActionView(AccountCheckedInService, APIView):
             action = services.complete_action(user=request.user, action_id=action_id)
         else:
             action = services.cancel_action(user=request.user, action_id=action_id)
-        # A completion knows the new total from its own transaction; otherwise read it.
+        # A completion knows the new total from its own transaction, and the rank from its board write; else read.
         score = getattr(action, "resulting_total", None)
         user = request.user if score is not None else User.objects.get(pk=request.user.pk)
         if score is not None:
             user.score = score
+        rank = action.resulting_rank if hasattr(action, "resulting_rank") else leaderboard.rank_of(user)
         return Response(
             {
                 "actionId": str(action.pk),
                 "status": action.status,
                 "pointsAwarded": action.points_awarded,
                 "score": user.score,
-                "rank": leaderboard.rank_of(user),
+                "rank": rank,
                 "completedAt": action.completed_at.isoformat() if action.completed_at else None,
             }
         )

@@ -210,16 +210,21 @@ def _change_score(
     )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
     transaction.on_commit(partial(
-        _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot
+        _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot,
+        action=action,
     ))
     return total
 
 
 def _after_score_change(
-    *, user_id: Any, score: int, reached_at: datetime, banned: bool = False, snapshot: dict | None = None
+    *, user_id: Any, score: int, reached_at: datetime, banned: bool = False, snapshot: dict | None = None,
+    action: Action | None = None,
 ) -> None:
     if banned:  # e.g. staff voiding a banned cheater's actions: the total changes, the boards keep them out
         leaderboard.remove_user(user_id=user_id)
     else:
-        leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at, snapshot=snapshot)
+        rank = leaderboard.record_score(user_id=user_id, score=score, reached_at=reached_at, snapshot=snapshot)
+        if action is not None and rank is not leaderboard.NOT_RANKED:
+            # The payer's all-time rank as the board write left it, for the response (saves the API a Redis read).
+            action.resulting_rank = rank
     broadcast.score_changed(user_id=user_id)

@@ -24,7 +24,7 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
-    "around", "rank_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
+    "NOT_RANKED", "around", "rank_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
 ]
 
 logger = logging.getLogger(__name__)
@@ -77,14 +77,22 @@ def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:
     return board if answered else database.around(window, user.pk, limit)
 
 
-def record_score(*, user_id: Any, score: int, reached_at: datetime | None, snapshot: dict | None = None) -> None:
+# record_score's answer when only rank_of() knows the rank.
+NOT_RANKED = redis_board.NOT_BUILT
+
+
+def record_score(
+    *, user_id: Any, score: int, reached_at: datetime | None, snapshot: dict | None = None
+) -> int | None | redis_board.NotBuilt:
     """Apply a committed score change to the boards it belongs to (write-through, after commit). Never raises.
 
     The database board reads the tables, so only Redis has work to do. A Redis failure is logged and remembered:
     the completion that called this has committed and must succeed; the boards are rebuilt when Redis answers.
     `snapshot`: from snapshot_for_change() in the change's transaction (saves a read after commit).
+    Returns the user's all-time rank right after the write (None: not on the board), or NOT_RANKED when only
+    rank_of() can tell (database backend, Redis unavailable, board not built).
     """
-    _write_through(user_id, periods.all_containing(reached_at or timezone.now()), snapshot)
+    return _write_through(user_id, periods.all_containing(reached_at or timezone.now()), snapshot)
 
 
 def windows_to_total(at: datetime) -> list[periods.Window]:
@@ -119,17 +127,20 @@ def remove_user(*, user_id: Any) -> None:
     _write_through(user_id, [periods.current(period) for period in PERIODS])
 
 
-def _write_through(user_id: Any, windows: list[periods.Window], snapshot: dict | None = None) -> None:
+def _write_through(
+    user_id: Any, windows: list[periods.Window], snapshot: dict | None = None
+) -> int | None | redis_board.NotBuilt:
     if not _uses_redis():
-        return
+        return NOT_RANKED
     if not _redis_available():
         _health.missed_writes = True
-        return
+        return NOT_RANKED
     try:
-        redis_board.record(user_id, windows, row=snapshot)
+        return redis_board.record(user_id, windows, row=snapshot)[1]
     except Exception as exc:  # noqa: BLE001 - the change is committed; the board is repaired by a rebuild
         logger.warning("Leaderboard write to Redis failed for user %s (boards will be rebuilt): %s", user_id, exc)
         _health.failed(exc, missed_write=True)
+        return NOT_RANKED
 
 
 def rebuild(period: str | None = None, *, wait: float = 30.0) -> dict[str, int | None]:

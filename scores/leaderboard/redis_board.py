@@ -180,8 +180,18 @@ def _hex(user_id: Any) -> str:
 # --- writes ----------------------------------------------------------------------------------------------
 
 
-def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row: dict | None = None) -> int:
-    """Set the user's entry on each built board to what the database holds now; returns boards changed.
+class NotBuilt:
+    """record()'s rank when the first board is not built: only the database knows it."""
+
+
+NOT_BUILT = NotBuilt()
+
+
+def record(
+    user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row: dict | None = None
+) -> tuple[int, int | None | NotBuilt]:
+    """Set the user's entry on each built board to what the database holds now; returns the number of boards
+    changed and the user's 1-based rank on the first board afterwards (None: not on it; NOT_BUILT).
 
     Idempotent: it writes totals read from the database (never adds a delta), and a write older than the one on
     the board (by ledger version) is ignored, so retries and reordering cannot double-count or go back in time.
@@ -190,7 +200,7 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row
     if row is None:
         row = _snapshot(user_id, windows)
     if row is None or row["version"] is None:
-        return 0
+        return 0, NOT_BUILT
     keys = [meta_key()]
     args = [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
     now = datetime.now(timezone.utc)
@@ -206,7 +216,8 @@ def record(user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row
             member(reached_at, row["id"]) if present else "",
             int(expires.timestamp()) if expires else 0,
         ]
-    return connection().record(keys=keys, args=args)
+    applied, rank = connection().record(keys=keys, args=args)
+    return applied, NOT_BUILT if rank == -2 else None if rank == -1 else rank + 1
 
 
 def change_snapshot(

@@ -52,6 +52,7 @@ return {rank, offset, slice(KEYS[1], KEYS[2], offset, offset + limit - 1), meta}
 # KEYS: meta, then per board: zset, users, built, lock, pending.
 # ARGV: uid, username, version, updated, note (1: note the user for a running rebuild; 0: this *is* the rebuild
 # re-applying them), then per board: present (1/0), score, member, expire_at (0 = never).
+# -> {boards changed, the user's 0-based rank on the first board afterwards (-1: not on it; -2: not built)}.
 RECORD = """
 local uid, version = ARGV[1], tonumber(ARGV[3])
 if version > tonumber(redis.call('HGET', KEYS[1], 'version') or '0') then
@@ -91,7 +92,14 @@ for b = 0, (#KEYS - 1) / 5 - 1 do
     end
   end
 end
-return applied
+local rank = -2
+if redis.call('EXISTS', KEYS[4]) == 1 then
+  local entry = redis.call('HGET', KEYS[3], uid) or ':'
+  local sep = string.find(entry, ':', 1, true)
+  rank = -1
+  if #entry > sep then rank = redis.call('ZREVRANK', KEYS[2], string.sub(entry, sep + 1, sep + 48)) or -1 end
+end
+return {applied, rank}
 """
 
 # KEYS: tmp zset, tmp users, zset, users, built, meta. ARGV: built value, expire_at (0 = never), version, updated.

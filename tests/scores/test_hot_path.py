@@ -36,3 +36,20 @@ def test_a_completion_costs_at_most_six_queries_plus_two_for_the_suspicion_rules
     with django_assert_max_num_queries(budget):
         response = as_alice.put(f"{ACTIONS}/{action_id}", {"status": "completed"}, format="json")
     assert response.status_code == 200 and response.json()["score"] == 20
+
+
+def test_a_completion_answers_the_rank_its_board_write_left(as_alice, as_bob, alice, warm):
+    # The rank comes back from the Redis board write itself (no separate read): it must be the board's rank.
+    from scores import leaderboard
+
+    def complete(client) -> dict:
+        action_id = client.post(ACTIONS, {"actionType": "quick"}, format="json").json()["actionId"]
+        return client.put(f"{ACTIONS}/{action_id}", {"status": "completed"}, format="json").json()
+
+    complete(as_bob)
+    assert complete(as_bob)["rank"] == 1  # bob 20 points, alice 10
+    alice.refresh_from_db()
+    assert leaderboard.rank_of(alice) == 2
+    assert complete(as_alice)["rank"] == 2  # 20 each: bob reached it first
+    body = complete(as_alice)
+    assert (body["score"], body["rank"]) == (30, 1) and leaderboard.rank_of(alice) == 1
