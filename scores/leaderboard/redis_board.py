@@ -234,7 +234,8 @@ def change_snapshot(
         "username": username, "is_banned": False, "version": version, "version_at": at,
     }
     for index, window in enumerate(windows):
-        row[f"score_{index}"], row[f"reached_{index}"] = (total, at) if window.is_all_time else period_totals[window.key]
+        score, reached = (total, at) if window.is_all_time else period_totals[window.key]
+        row[f"score_{index}"], row[f"reached_{index}"] = score, reached
     return row
 
 
