@@ -20,7 +20,7 @@ Per layout (`split`: nginx -> gunicorn for HTTP + daphne for /ws/ and SSE; `daph
 7. integrity: verify_scores (ledger equals totals, each action paid at most once), every acknowledged completion
    paid exactly once, check_leaderboard (Redis board equals the database).
 Prints one table and writes bench/results/e2e-<timestamp>.json (and e2e-latest.json).
-The load generator is a small raw-asyncio HTTP/1.1 keep-alive client (bench/fanout.py's WebSocket client for
+The load generator is a small raw-asyncio HTTP/1.1 keep-alive client (bench/ws_viewer.py's WebSocket client for
 viewers), so it costs the shared 2 cores as little as possible; every loop is bounded in count and time.
 """
 
@@ -45,7 +45,8 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
-from fanout import Viewer, cpu_seconds, recreate_database  # noqa: E402
+from fanout import cpu_seconds, recreate_database  # noqa: E402
+from ws_viewer import Viewer, connect_viewers  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
@@ -236,7 +237,7 @@ def integrity(stack_env: dict[str, str], acknowledged: list[str]) -> dict:
 
 
 class BoardViewer(Viewer):
-    """bench/fanout.py's minimal client, also keeping the last board's payload (to compare with the final board)."""
+    """bench/ws_viewer.py's minimal client, also keeping the last board's payload (to compare with the final board)."""
 
     last_payload = b""
 
@@ -244,20 +245,6 @@ class BoardViewer(Viewer):
         if payload.startswith(b'{"type":"top_scores_update"'):
             self.last_payload = payload
             super()._message(payload, now)
-
-
-async def connect_viewers(port: int, count: int) -> list[BoardViewer]:
-    loop = asyncio.get_running_loop()
-    viewers: list[BoardViewer] = []
-    for start in range(0, count, 250):
-        batch = []
-        for _ in range(start, min(start + 250, count)):
-            ready = loop.create_future()
-            _, viewer = await loop.create_connection(lambda: BoardViewer("127.0.0.1", port, ready), "127.0.0.1", port)
-            batch.append(viewer)
-        await asyncio.wait_for(asyncio.gather(*(viewer.ready for viewer in batch)), 60)
-        viewers += batch
-    return viewers
 
 
 def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], final_rows: list) -> dict:
@@ -313,7 +300,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         print(f"GET /api/v1/leaderboard: {result['get_leaderboard']['per_second']}/s", flush=True)
 
         began = time.monotonic()
-        viewers = await connect_viewers(port, args.viewers)
+        viewers = await connect_viewers([port], args.viewers, BoardViewer)
         result["viewers_connect_seconds"] = round(time.monotonic() - began, 1)
         print(f"{len(viewers)} viewers connected in {result['viewers_connect_seconds']} s", flush=True)
 
@@ -397,7 +384,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
               flush=True)
     finally:
         for viewer in viewers:
-            viewer.transport.close()
+            viewer.close()
         result["stop_exit_codes"] = await asyncio.to_thread(stack.stop)
         stack.cleanup()
     return result

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip_from_scope
-from scores import broadcast, connection_limits, relay
+from scores import broadcast, connection_limits, frames, relay
 from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
 
 logger = logging.getLogger(__name__)
@@ -152,7 +152,11 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     async def push(self, event: dict) -> None:
         """A board from this process's relay (not through this socket's own layer channel: see scores/relay.py)."""
         if self.board is not None and self.board.take(event):
-            await self.base_send({"type": "websocket.send", "text": event["ws"]})
+            write_frame = frames.writer_for(self.scope)
+            if write_frame is not None:
+                write_frame(relay.ws_frame(event))
+            else:
+                await self.base_send({"type": "websocket.send", "text": event["ws"]})
 
     async def disconnect(self, code: int) -> None:
         if self.__dict__.pop("counted_open", False):

@@ -24,7 +24,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from scores import broadcast, leaderboard
+from scores import broadcast, frames, leaderboard
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
@@ -175,6 +175,14 @@ class Relay:
                 logger.exception("Could not push the board to a viewer")
             if index % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+
+def ws_frame(event: dict) -> bytes:
+    """The board's WebSocket frame, built by the first viewer that needs it and shared by the rest."""
+    frame = event.get("ws_frame")
+    if frame is None:
+        frame = event["ws_frame"] = frames.text_frame(event["ws"])
+    return frame
 
 
 def _period_of(event: dict) -> str:
