@@ -119,7 +119,12 @@ def rank_message(user: Any, version: int) -> str | None:
     rank = leaderboard.rank_of(user)
     if rank is None:
         return None
-    return _dumps({"type": "rank_update", "score": user.score, "rank": rank, "version": version})
+    return rank_text(rank=rank, score=user.score, version=version)
+
+
+def rank_text(*, rank: int, score: int, version: int) -> str:
+    """A rank_update message as a viewer receives it."""
+    return _dumps({"type": "rank_update", "score": score, "rank": rank, "version": version})
 
 
 def score_changed(*, user_id: Any) -> None:
@@ -255,7 +260,7 @@ def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:
     # Users on the board already have their rank and score in it: only the others cost a lookup.
     on_board = {entry["userId"]: entry for entry in json.loads(message.entries_json)}
     texts = {
-        user_id: _dumps({"type": "rank_update", "score": entry["score"], "rank": entry["rank"], "version": message.version})
+        user_id: rank_text(rank=entry["rank"], score=entry["score"], version=message.version)
         for user_id, entry in on_board.items() if user_id in user_ids
     }
     for user in User.objects.filter(pk__in=_valid_ids(user_ids - on_board.keys())).only("id", "score"):

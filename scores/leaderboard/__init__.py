@@ -24,7 +24,7 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
-    "around", "rank_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
+    "around", "rank_of", "ranks_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
 ]
 
 logger = logging.getLogger(__name__)
@@ -68,6 +68,13 @@ def rank_of(user: Any, period: str = ALL_TIME) -> int | None:
     window = periods.current(period)
     answered, rank = _ask_redis(window, lambda: redis_board.rank_of(window, user.pk))
     return rank if answered else database.rank_of(window, user.pk)
+
+
+def ranks_of(user_ids: list[Any], period: str = ALL_TIME) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(board version, {user id: (rank, score)}) for those of `user_ids` on the period's current board."""
+    window = periods.current(period)
+    answered, found = _ask_redis(window, lambda: redis_board.ranks_of(window, user_ids))
+    return found if answered else database.ranks_of(window, user_ids)
 
 
 def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:

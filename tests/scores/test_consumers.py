@@ -253,6 +253,30 @@ async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, s
     await outsider.disconnect()
 
 
+async def test_a_viewer_passed_by_others_hears_its_new_rank_without_a_change_of_its_own(make_user, quick_type, settings):
+    settings.LIVE_RANK_REFRESH_SECONDS = 1
+    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(12)]
+    for index, user in enumerate(users):
+        for _ in range(12 - index):  # player0 has 120 points ... player10 has 20 (11th), player11 has 10
+            await database_sync_to_async(complete)(user)
+    await asyncio.sleep(0.2)
+    leader, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
+    passed, _, _ = await connect(f"/ws/scoreboard?token={token(users[10])}")
+    await receive(leader)
+    assert (await receive(leader))["rank"] == 1
+    version = (await receive(passed))["version"]
+    assert await receive(passed) == {"type": "rank_update", "score": 20, "rank": 11, "version": version}
+
+    for _ in range(2):  # player11 reaches 30: past player10, still behind player9 (who got there first)
+        await database_sync_to_async(complete)(users[11])
+
+    assert await receive(passed) == {"type": "rank_update", "score": 20, "rank": 12, "version": version + 2}
+    await assert_silent(leader, 1.5)  # the leader's rank did not move: nothing to say
+    await assert_silent(passed, 1.2)  # told once, not at every refresh
+    await leader.disconnect()
+    await passed.disconnect()
+
+
 async def test_entering_the_top_10_pushes_a_rank_update_to_the_user_pushed_out(make_user, quick_type, settings):
     users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(11)]
     for index, user in enumerate(users):
