@@ -22,7 +22,6 @@ from typing import Any
 import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -31,7 +30,6 @@ from scores import leaderboard
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
-User = get_user_model()
 
 BOARD_GROUP = "scoreboard.board"
 BOARD_EVENT = "board.update"
@@ -244,29 +242,31 @@ def flush(noted_at: float | None = None) -> None:
     user_ids = window.drain()
     boards = current_boards()
     previous = window.swap_last({period: board.entries_json for period, board in boards.items()})
-    events: list[tuple[str, dict]] = [
+    board_events: list[tuple[str, dict]] = [
         (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != board.entries_json
     ]
+    _deliver(board_events)  # before the ranks are looked up: every viewer is waiting for the board
     message = boards[leaderboard.ALL_TIME]
     if previous[leaderboard.ALL_TIME] != message.entries_json:
         user_ids |= _moved_users(previous[leaderboard.ALL_TIME], message.entries_json)
-    events += [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
-               for user_id, text in _rank_texts(user_ids, message).items()]
-    _deliver(events)
-    metrics.count_broadcast(events, noted_at)
+    rank_events = [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
+                   for user_id, text in _rank_texts(user_ids, message).items()]
+    _deliver(rank_events)
+    metrics.count_broadcast(board_events + rank_events, noted_at)
 
 
 def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:
-    # Users on the board already have their rank and score in it: only the others cost a lookup.
+    # Users on the board already have their rank and score in it: the others cost one batched lookup.
     on_board = {entry["userId"]: entry for entry in json.loads(message.entries_json)}
     texts = {
         user_id: rank_text(rank=entry["rank"], score=entry["score"], version=message.version)
         for user_id, entry in on_board.items() if user_id in user_ids
     }
-    for user in User.objects.filter(pk__in=_valid_ids(user_ids - on_board.keys())).only("id", "score"):
-        text = rank_message(user, message.version)
-        if text is not None:
-            texts[str(user.pk)] = text
+    others = _valid_ids(user_ids - on_board.keys())
+    if others:
+        _, ranks = leaderboard.ranks_of(others)
+        texts.update({user_id: rank_text(rank=rank, score=score, version=message.version)
+                      for user_id, (rank, score) in ranks.items()})
     return texts
 
 
@@ -288,8 +288,7 @@ def _moved_users(previous_json: str | None, current_json: str) -> set[str]:
 
 
 async def _send_all(layer: Any, events: list[tuple[str, dict]]) -> None:
-    for group, event in events:
-        await layer.group_send(group, event)
+    await asyncio.gather(*(layer.group_send(group, event) for group, event in events))
 
 
 def _deliver(events: list[tuple[str, dict]]) -> None:
