@@ -63,6 +63,16 @@ async def assert_silent(communicator, seconds: float = 0.4) -> None:
     assert await communicator.receive_nothing(timeout=seconds), await communicator.receive_from()
 
 
+async def ranked_players(make_user, count: int) -> list:
+    """`count` players: player0 with count * 10 points, then 10 fewer each, down to 10; their broadcast gone by."""
+    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(count)]
+    for index, user in enumerate(users):
+        for _ in range(count - index):
+            await database_sync_to_async(complete)(user)
+    await asyncio.sleep(0.2)
+    return users
+
+
 # --- Authentication -------------------------------------------------------------------------------------------
 
 
@@ -230,11 +240,7 @@ async def test_burst_of_changes_reaches_every_viewer_as_one_coalesced_board(sett
 
 
 async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, settings):
-    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(12)]
-    for index, user in enumerate(users):
-        for _ in range(12 - index):  # player0 has 120 points ... player11 has 10
-            await database_sync_to_async(complete)(user)
-    await asyncio.sleep(0.2)  # let the setup's own broadcast go by
+    users = await ranked_players(make_user, 12)  # player0 has 120 points ... player11 has 10
     watcher, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
     outsider, _, _ = await connect(f"/ws/scoreboard?token={token(users[11])}")
     await receive(watcher)
@@ -255,11 +261,7 @@ async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, s
 
 async def test_a_viewer_passed_by_others_hears_its_new_rank_without_a_change_of_its_own(make_user, quick_type, settings):
     settings.LIVE_RANK_REFRESH_SECONDS = 1
-    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(12)]
-    for index, user in enumerate(users):
-        for _ in range(12 - index):  # player0 has 120 points ... player10 has 20 (11th), player11 has 10
-            await database_sync_to_async(complete)(user)
-    await asyncio.sleep(0.2)
+    users = await ranked_players(make_user, 12)  # ... player10 has 20 (11th), player11 has 10
     leader, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
     passed, _, _ = await connect(f"/ws/scoreboard?token={token(users[10])}")
     await receive(leader)
@@ -278,11 +280,7 @@ async def test_a_viewer_passed_by_others_hears_its_new_rank_without_a_change_of_
 
 
 async def test_entering_the_top_10_pushes_a_rank_update_to_the_user_pushed_out(make_user, quick_type, settings):
-    users = [await database_sync_to_async(make_user)(f"player{i}") for i in range(11)]
-    for index, user in enumerate(users):
-        for _ in range(11 - index):  # player9 has 20 points (10th), player10 has 10
-            await database_sync_to_async(complete)(user)
-    await asyncio.sleep(0.2)
+    users = await ranked_players(make_user, 11)  # player9 has 20 points (10th), player10 has 10
     pushed, _, _ = await connect(f"/ws/scoreboard?token={token(users[9])}")
     await receive(pushed)
     assert (await receive(pushed))["rank"] == 10
