@@ -36,7 +36,6 @@ BOARD_EVENT = "board.update"
 RANK_EVENT = "rank.update"
 BOARD_SIZE = 10
 _LOCK_GRACE_MS = 1000
-_DELIVERY_TIMEOUT_SECONDS = 10
 
 
 def user_group(user_id: Any) -> str:
@@ -299,9 +298,16 @@ def _deliver(events: list[tuple[str, dict]]) -> None:
         loop = _viewer_loop
         if loop is None or not loop.is_running():
             return  # nobody can be listening: in-memory viewers only exist inside a running server loop
-        asyncio.run_coroutine_threadsafe(_send_all(layer, events), loop).result(_DELIVERY_TIMEOUT_SECONDS)
+        # Not waited for: the loop may be stopping (a server shutting down, a test ending), and a wait for a
+        # coroutine it never runs would stall every later flush. Submissions run in order.
+        asyncio.run_coroutine_threadsafe(_send_all(layer, events), loop).add_done_callback(_log_failure)
     else:
         _flusher.loop.run_until_complete(_send_all(layer, events))
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("Live broadcast failed", exc_info=future.exception())
 
 
 _viewer_loop: asyncio.AbstractEventLoop | None = None
