@@ -56,6 +56,9 @@ class BoardMessage:
     entries: list[dict]
     entries_json: str
     window: str  # e.g. "daily:2026-11-22": a new one means the day or week rolled over
+    # Nothing has changed since this daily/weekly window began: the version is still the last one of the previous
+    # window, so a client holding that version (SSE Last-Event-ID) may be showing the previous window's board.
+    quiet_window: bool = False
 
     @property
     def version(self) -> int:
@@ -78,13 +81,16 @@ class BoardMessage:
     def as_event(self) -> dict:
         digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
         return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse,
-                "period": self.period, "window": self.window}
+                "period": self.period, "window": self.window, "quiet_window": self.quiet_window}
 
 
-def board_message(board: leaderboard.Board, window: str | None = None) -> BoardMessage:
+def board_message(board: leaderboard.Board, window: periods.Window | None = None) -> BoardMessage:
     """The board as the message every viewer of its period receives (texts built once, on first use)."""
     entries = [entry.as_json() for entry in board.entries]
-    return BoardMessage(board, entries, _dumps(entries), window or board.period)
+    if window is None:
+        return BoardMessage(board, entries, _dumps(entries), board.period)
+    quiet = window.start is not None and (board.last_updated is None or board.last_updated < window.start)
+    return BoardMessage(board, entries, _dumps(entries), window.key, quiet)
 
 
 def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
@@ -106,7 +112,7 @@ def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, Boa
 def _read_boards(chosen: Iterable[str]) -> dict[str, BoardMessage]:
     boards = {}
     for period in chosen:
-        window = periods.current(period).key  # before the read: a board read across midnight is resent next tick
+        window = periods.current(period)  # before the read: a board read across midnight is resent next tick
         boards[period] = board_message(leaderboard.top(BOARD_SIZE, period=period), window)
     return boards
 
