@@ -46,7 +46,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
 from fanout import cpu_seconds, recreate_database  # noqa: E402
-from ws_viewer import Viewer, connect_viewers  # noqa: E402
+from ws_viewer import Viewer, board_spreads, connect_viewers  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
@@ -267,7 +267,9 @@ def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], f
         if rows is None or [(r["userId"], r["score"]) for r in rows] != final_rows:
             missing_final += 1
     per_viewer = [len(viewer.received) for viewer in viewers] or [0]
-    return {"viewers": len(viewers), "p50_ms": ms(pct(latencies, 0.5)), "p99_ms": ms(pct(latencies, 0.99)),
+    spreads = board_spreads(viewers)
+    return {"board_spread_p50_ms": ms(pct(spreads, 0.5)), "board_spread_max_ms": ms(max(spreads) if spreads else None),
+            "viewers": len(viewers), "p50_ms": ms(pct(latencies, 0.5)), "p99_ms": ms(pct(latencies, 0.99)),
             "max_ms": ms(max(latencies) if latencies else None), "samples": len(latencies),
             "messages_per_viewer": round(statistics.mean(per_viewer), 1), "missing_final_board": missing_final,
             "sample_completions_never_delivered": undelivered,
@@ -336,6 +338,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
                 acknowledged.append(action_id)
             return status
 
+        lag_before = await broadcast_lag_buckets(port)
         pids = [pid for group in stack.pids().values() for pid in group]
         cpu_before = sum(_cpu(pid) for pid in pids)
         profiler = _start_profiler(stack, mode) if args.profile else None
@@ -343,8 +346,11 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         if profiler is not None:
             profiler.wait(timeout=60)
         result["completions"]["server_cpu_seconds"] = round(sum(_cpu(pid) for pid in pids) - cpu_before, 1)
+        result["completions"]["broadcast_lag_ms"] = lag_percentiles(lag_before, await broadcast_lag_buckets(port))
         print(f"completions: {result['completions']['per_second']}/s p50 {result['completions']['p50_ms']} ms "
-              f"p95 {result['completions']['p95_ms']} ms p99 {result['completions']['p99_ms']} ms", flush=True)
+              f"p95 {result['completions']['p95_ms']} ms p99 {result['completions']['p99_ms']} ms; broadcast lag "
+              f"(first commit of a window to group_send, from /metrics buckets) {result['completions']['broadcast_lag_ms']}",
+              flush=True)
 
         async def cycle_one(client: Http, index: int) -> int | None:
             token = tokens[index % len(tokens)]
@@ -376,7 +382,8 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
                 break
         result["delivery"] = delivery(viewers, completions, final_rows)
         print(f"delivery to {len(viewers)} viewers: p50 {result['delivery']['p50_ms']} ms p99 "
-              f"{result['delivery']['p99_ms']} ms max {result['delivery']['max_ms']} ms, "
+              f"{result['delivery']['p99_ms']} ms max {result['delivery']['max_ms']} ms (one board, first to last "
+              f"viewer: p50 {result['delivery']['board_spread_p50_ms']} ms), "
               f"missing final board: {result['delivery']['missing_final_board']}", flush=True)
         result["integrity"] = await asyncio.to_thread(integrity, stack_env, acknowledged)
         print(f"integrity: {'clean' if result['integrity']['clean'] else 'NOT CLEAN'} "
@@ -388,6 +395,31 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         result["stop_exit_codes"] = await asyncio.to_thread(stack.stop)
         stack.cleanup()
     return result
+
+
+async def broadcast_lag_buckets(port: int) -> dict[float, float]:
+    """The cumulative buckets of scoreboard_broadcast_lag_seconds from /metrics (loopback is an internal network)."""
+    status, body = await Http(port).request("GET", "/metrics")
+    buckets: dict[float, float] = {}
+    for line in body.decode().splitlines() if status == 200 else []:
+        if line.startswith("scoreboard_broadcast_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_percentiles(before: dict[float, float], after: dict[float, float]) -> dict:
+    """p50/p99 of the flushes between the two readings, as the upper bound of their histogram bucket."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {"flushes": 0}
+
+    def bound_of(q: float) -> float | None:
+        bound = next(bound for bound, count in counts.items() if count >= q * total)
+        return None if bound == float("inf") else round(bound * 1000)
+
+    return {"flushes": int(total), "p50_at_most": bound_of(0.5), "p99_at_most": bound_of(0.99)}
 
 
 async def _status(awaitable) -> int:

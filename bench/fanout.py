@@ -34,7 +34,7 @@ import logging  # noqa: E402
 import psycopg  # noqa: E402
 
 from tests.live_servers import Daphne  # noqa: E402
-from ws_viewer import Viewer, connect_viewers  # noqa: E402
+from ws_viewer import Viewer, board_spreads, connect_viewers  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -178,14 +178,7 @@ def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tu
             else:
                 latencies.append(viewer.received[index][1] - committed)
     latencies.sort()
-    # Per board version: when the first and the last viewer got it (the spread is fan-out plus client time).
-    first: dict[int, float] = {}
-    last: dict[int, float] = {}
-    for viewer in viewers:
-        for version, at in viewer.received:
-            first[version] = min(first.get(version, at), at)
-            last[version] = max(last.get(version, at), at)
-    spreads = sorted(last[version] - first[version] for version in first)
+    spreads = board_spreads(viewers)
     missing_final = sum(1 for viewer in viewers if not viewer.received or viewer.received[-1][0] != final)
     closed = sum(1 for viewer in viewers if viewer.closed)
     per_viewer = [len(viewer.received) for viewer in viewers]

@@ -135,3 +135,14 @@ async def connect_viewers(ports: list[int], count: int, viewer_class: type[Viewe
         await asyncio.wait_for(asyncio.gather(*(viewer.ready for viewer in batch)), 60)
         viewers += batch
     return viewers
+
+
+def board_spreads(viewers: list[Viewer]) -> list[float]:
+    """Per board version, seconds from the first viewer's receipt to the last one's (fan-out time), sorted."""
+    first: dict[int, float] = {}
+    last: dict[int, float] = {}
+    for viewer in viewers:
+        for version, at in viewer.received:
+            first[version] = min(first.get(version, at), at)
+            last[version] = max(last.get(version, at), at)
+    return sorted(last[version] - first[version] for version in first)

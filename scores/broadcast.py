@@ -100,9 +100,10 @@ def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
 
 def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, BoardMessage]:
     """The current top 10 of each chosen period (all periods by default), all from one database snapshot."""
-    # A board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
-    # version, and viewers drop a later, correct board of the same version. One snapshot rules that out.
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    # From the database a board is several queries; under READ COMMITTED a commit between them could pair old rows
+    # with the new version. One snapshot rules that out. A Redis board is one script call: no transaction needed
+    # (and none is paid for: the flush runs in busy WSGI workers, where every round trip waits for the GIL too).
+    if connection.vendor != "postgresql" or connection.in_atomic_block or leaderboard.answers_from_redis():
         return _read_boards(chosen)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -251,13 +252,13 @@ def flush(noted_at: float | None = None) -> None:
         (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != board.entries_json
     ]
     _deliver(board_events)  # before the ranks are looked up: every viewer is waiting for the board
+    metrics.count_broadcast(board_events, noted_at)
     message = boards[leaderboard.ALL_TIME]
     if previous[leaderboard.ALL_TIME] != message.entries_json:
         user_ids |= _moved_users(previous[leaderboard.ALL_TIME], message.entries_json)
     rank_events = [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
                    for user_id, text in _rank_texts(user_ids, message).items()]
     _deliver(rank_events)
-    metrics.count_broadcast(board_events + rank_events, noted_at)
 
 
 def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:

@@ -24,7 +24,8 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
-    "around", "rank_of", "ranks_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
+    "answers_from_redis", "around", "rank_of", "ranks_of", "rebuild", "record_score", "redis_status", "remove_user",
+    "top",
 ]
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,12 @@ def redis_status() -> dict:
 
 
 # --- Redis with the database behind it -------------------------------------------------------------------
+
+def answers_from_redis() -> bool:
+    """Whether reads go to Redis now (the backend is on and has not failed lately). A board that is missing or being
+    rebuilt is still answered from the database meanwhile."""
+    return _uses_redis() and time.monotonic() >= _health.retry_at and not _health.missed_writes
+
 
 def _uses_redis() -> bool:
     return settings.LEADERBOARD_BACKEND == "redis"
