@@ -20,8 +20,9 @@ Per layout (`split`: nginx -> gunicorn for HTTP + daphne for /ws/ and SSE; `daph
 7. integrity: verify_scores (ledger equals totals, each action paid at most once), every acknowledged completion
    paid exactly once, check_leaderboard (Redis board equals the database).
 Prints one table and writes bench/results/e2e-<timestamp>.json (and e2e-latest.json).
-The load generator is a small raw-asyncio HTTP/1.1 keep-alive client (bench/ws_viewer.py's WebSocket client for
-viewers), so it costs the shared 2 cores as little as possible; every loop is bounded in count and time.
+The load generator is a small raw-asyncio HTTP/1.1 keep-alive client; the viewers (bench/ws_viewer.py) run in a
+child process at a lower priority, with kernel receipt times. Both cost the shared 2 cores as little as possible;
+every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
 from fanout import cpu_seconds, recreate_database  # noqa: E402
-from ws_viewer import Viewer, board_spreads, connect_viewers  # noqa: E402
+from ws_viewer import Received, ViewerProcess, board_rows, board_spreads  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
@@ -236,18 +237,7 @@ def integrity(stack_env: dict[str, str], acknowledged: list[str]) -> dict:
 # --- Viewers -----------------------------------------------------------------------------------------------------
 
 
-class BoardViewer(Viewer):
-    """bench/ws_viewer.py's minimal client, also keeping the last board's payload (to compare with the final board)."""
-
-    last_payload = b""
-
-    def _message(self, payload: bytes, now: float) -> None:
-        if payload.startswith(b'{"type":"top_scores_update"'):
-            self.last_payload = payload
-            super()._message(payload, now)
-
-
-def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], final_rows: list) -> dict:
+def delivery(viewers: list[Received], completions: list[tuple[int, float]], final_rows: list) -> dict:
     import bisect
 
     sample = random.Random(7).sample(completions, min(len(completions), 200))
@@ -263,8 +253,7 @@ def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], f
                 latencies.append(viewer.received[index][1] - committed)
     missing_final = 0
     for viewer in viewers:
-        rows = json.loads(viewer.last_payload)["payload"] if viewer.last_payload else None
-        if rows is None or [(r["userId"], r["score"]) for r in rows] != final_rows:
+        if board_rows(viewer.last_board) != final_rows:
             missing_final += 1
     per_viewer = [len(viewer.received) for viewer in viewers] or [0]
     spreads = board_spreads(viewers)
@@ -291,7 +280,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
     print(f"\n=== {mode}: {layout}", flush=True)
     await asyncio.to_thread(stack.start)
     result: dict = {"mode": mode, "layout": layout}
-    viewers: list[BoardViewer] = []
+    viewers = ViewerProcess([0], 0)
     try:
         port = stack.port
         result["ceiling_healthz"] = await hammer(port, args.connections, args.seconds,
@@ -302,9 +291,10 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         print(f"GET /api/v1/leaderboard: {result['get_leaderboard']['per_second']}/s", flush=True)
 
         began = time.monotonic()
-        viewers = await connect_viewers([port], args.viewers, BoardViewer)
+        viewers = ViewerProcess([port], args.viewers)
+        connected = await viewers.start()
         result["viewers_connect_seconds"] = round(time.monotonic() - began, 1)
-        print(f"{len(viewers)} viewers connected in {result['viewers_connect_seconds']} s", flush=True)
+        print(f"{connected} viewers connected in {result['viewers_connect_seconds']} s", flush=True)
 
         # Starts: spread the actions over the users; each connection owns a slice of users.
         started: list[tuple[str, str]] = []  # (token, action id)
@@ -322,8 +312,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         result["starts"] = await hammer(port, args.connections, args.seconds * 4, start_one)
         print(f"starts: {result['starts']['per_second']}/s ({len(started)} started)", flush=True)
 
-        for viewer in viewers:
-            viewer.received.clear()
+        await viewers.clear()
         acknowledged: list[str] = []
         queue = list(started)
         random.Random(1).shuffle(queue)
@@ -376,12 +365,10 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             await asyncio.sleep(1)
             status, body = await Http(port).request("GET", "/api/v1/leaderboard")
             final_rows = [(r["userId"], r["score"]) for r in json.loads(body)["data"]]
-            behind = sum(1 for v in viewers if not v.last_payload or
-                         [(r["userId"], r["score"]) for r in json.loads(v.last_payload)["payload"]] != final_rows)
-            if behind == 0:
+            if await viewers.behind(final_rows) == 0:
                 break
-        result["delivery"] = delivery(viewers, completions, final_rows)
-        print(f"delivery to {len(viewers)} viewers: p50 {result['delivery']['p50_ms']} ms p99 "
+        result["delivery"] = delivery(await viewers.report(), completions, final_rows)
+        print(f"delivery to {result['delivery']['viewers']} viewers: p50 {result['delivery']['p50_ms']} ms p99 "
               f"{result['delivery']['p99_ms']} ms max {result['delivery']['max_ms']} ms (one board, first to last "
               f"viewer: p50 {result['delivery']['board_spread_p50_ms']} ms), "
               f"missing final board: {result['delivery']['missing_final_board']}", flush=True)
@@ -390,8 +377,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
               f"({ {k: v for k, v in result['integrity'].items() if k not in ('verify_scores', 'check_leaderboard')} })",
               flush=True)
     finally:
-        for viewer in viewers:
-            viewer.close()
+        await viewers.stop()
         result["stop_exit_codes"] = await asyncio.to_thread(stack.stop)
         stack.cleanup()
     return result

@@ -5,12 +5,18 @@ moment this single Python process got round to reading it. Thousands of viewers 
 on the same two cores as the server; reading them one after the other would add the generator's own queueing to
 every figure, which no real viewer (one socket per browser) pays. If several boards wait in one socket, recvmsg
 reports the arrival of the last one for all of them, so the figure can only err on the slow side.
+
+ViewerProcess runs the viewers in a child process at a lower priority, for a load generator that also measures
+request latency itself (bench/e2e.py): it then neither shares its event loop with thousands of sockets nor takes
+the servers' cores in the middle of a broadcast.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import json
+import multiprocessing
 import os
 import socket
 import struct
@@ -30,6 +36,7 @@ class Viewer:
         self.buffer = bytearray()
         self.upgraded = False
         self.received: list[tuple[int, float]] = []  # (board version, receipt time)
+        self.last_board = b""
         self.closed = False
         self.request = (f"GET /ws/scoreboard HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
                         f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
@@ -102,6 +109,9 @@ class Viewer:
                 self._send(0xA, payload)  # pong
 
     def _message(self, payload: bytes, now: float) -> None:
+        if not payload.startswith(b'{"type":"top_scores_update"'):
+            return
+        self.last_board = payload
         # "version" is not the last key of a board message ("period" follows it): stop at "," or "}".
         at = payload.rfind(b'"version":') + 10
         end = at
@@ -137,7 +147,7 @@ async def connect_viewers(ports: list[int], count: int, viewer_class: type[Viewe
     return viewers
 
 
-def board_spreads(viewers: list[Viewer]) -> list[float]:
+def board_spreads(viewers: list) -> list[float]:
     """Per board version, seconds from the first viewer's receipt to the last one's (fan-out time), sorted."""
     first: dict[int, float] = {}
     last: dict[int, float] = {}
@@ -146,3 +156,89 @@ def board_spreads(viewers: list[Viewer]) -> list[float]:
             first[version] = min(first.get(version, at), at)
             last[version] = max(last.get(version, at), at)
     return sorted(last[version] - first[version] for version in first)
+
+
+def board_rows(board: bytes) -> list[tuple[str, int]] | None:
+    """(user id, score) of each row of a board message, or None if there was no board."""
+    return [(row["userId"], row["score"]) for row in json.loads(board)["payload"]] if board else None
+
+
+class Received:
+    """What one viewer of a ViewerProcess got: its boards' (version, receipt time), the last board, if it closed."""
+
+    def __init__(self, received: list[tuple[int, float]], last_board: bytes, closed: bool) -> None:
+        self.received, self.last_board, self.closed = received, last_board, closed
+
+
+class ViewerProcess:
+    """`count` viewers spread over `ports`, in a child process at niceness `nice`, driven over a pipe."""
+
+    def __init__(self, ports: list[int], count: int, nice: int = 10) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.pipe, child = context.Pipe()
+        self.process = context.Process(target=_serve, args=(child, ports, count, nice), daemon=True)
+
+    async def start(self) -> int:
+        """Connect the viewers (each has its first board); the number connected."""
+        self.process.start()
+        return await self._answer(180)
+
+    async def clear(self) -> None:
+        await self._ask("clear")
+
+    async def behind(self, final_rows: list[tuple[str, int]]) -> int:
+        """How many viewers' last board differs from `final_rows`."""
+        return await self._ask("behind", final_rows)
+
+    async def report(self) -> list[Received]:
+        return [Received(*row) for row in await self._ask("report")]
+
+    async def stop(self) -> None:
+        if self.process.is_alive():
+            try:
+                await self._ask("close")
+            finally:
+                self.process.join(10)
+                if self.process.is_alive():
+                    self.process.kill()
+
+    async def _ask(self, command: str, argument: object = None) -> object:
+        self.pipe.send((command, argument))
+        return await self._answer(60)
+
+    async def _answer(self, timeout: float) -> object:
+        if not await asyncio.to_thread(self.pipe.poll, timeout):
+            raise TimeoutError("the viewer process did not answer")
+        answer = self.pipe.recv()
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def _serve(pipe: object, ports: list[int], count: int, nice: int) -> None:
+    os.nice(nice)
+    asyncio.run(_serve_commands(pipe, ports, count))
+
+
+async def _serve_commands(pipe: object, ports: list[int], count: int) -> None:
+    try:
+        viewers = await connect_viewers(ports, count)
+    except Exception as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        pipe.send(exc)
+        return
+    pipe.send(len(viewers))
+    while True:
+        command, argument = await asyncio.to_thread(pipe.recv)
+        if command == "clear":
+            for viewer in viewers:
+                viewer.received.clear()
+            pipe.send(None)
+        elif command == "behind":
+            pipe.send(sum(1 for viewer in viewers if board_rows(viewer.last_board) != argument))
+        elif command == "report":
+            pipe.send([(viewer.received, viewer.last_board, viewer.closed) for viewer in viewers])
+        elif command == "close":
+            for viewer in viewers:
+                viewer.close()
+            pipe.send(None)
+            return

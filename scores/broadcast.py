@@ -111,11 +111,9 @@ def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, Boa
 
 
 def _read_boards(chosen: Iterable[str]) -> dict[str, BoardMessage]:
-    boards = {}
-    for period in chosen:
-        window = periods.current(period)  # before the read: a board read across midnight is resent next tick
-        boards[period] = board_message(leaderboard.top(BOARD_SIZE, period=period), window)
-    return boards
+    windows = {period: periods.current(period) for period in chosen}  # before the read: a board read across
+    boards = leaderboard.tops(BOARD_SIZE, windows)  # midnight is resent next tick
+    return {period: board_message(boards[period], window) for period, window in windows.items()}
 
 
 def rank_message(user: Any, version: int) -> str | None:

@@ -10,6 +10,7 @@ database, and a score change that Redis missed marks the boards for rebuild once
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
@@ -25,7 +26,7 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
     "answers_from_redis", "around", "rank_of", "ranks_of", "rebuild", "record_score", "redis_status", "remove_user",
-    "top",
+    "top", "tops",
 ]
 
 logger = logging.getLogger(__name__)
@@ -62,6 +63,24 @@ def top(limit: int = 10, period: str = ALL_TIME) -> Board:
     window = periods.current(period)
     answered, board = _ask_redis(window, lambda: redis_board.top(window, limit))
     return board if answered else database.top(window, limit)
+
+
+def tops(limit: int, chosen: Iterable[str]) -> dict[str, Board]:
+    """top() of each chosen period; from Redis the boards come in one round trip (the broadcast flush reads all)."""
+    windows = [periods.current(period) for period in chosen]
+    found: dict[str, Board | None] = {}
+    if _uses_redis() and _redis_available():
+        try:
+            found = redis_board.tops(windows, limit)
+        except RedisError:
+            pass  # top() below meets the same error and handles it (fallback, retry delay)
+    boards = {}
+    for window in windows:
+        board = found.get(window.key)
+        if board is not None:
+            BOARD_CACHE.labels(result="hit").inc()
+        boards[window.period] = board if board is not None else top(limit, window.period)
+    return boards
 
 
 def rank_of(user: Any, period: str = ALL_TIME) -> int | None:

@@ -142,6 +142,20 @@ def rank_of(window: Window, user_id: Any) -> int | None:
     return None if found[0] < 0 else found[0] + 1
 
 
+def tops(windows: list[Window], limit: int) -> dict[str, Board | None]:
+    """The first `limit` users of each board, in one round trip; None for a board that is not built.
+    Raises RedisError."""
+    conn = connection()
+    pipe = conn.client.pipeline(transaction=False)
+    for window in windows:
+        keys = Keys(window)
+        conn.top(keys=[keys.zset, keys.built, keys.users, meta_key()], args=[0, limit - 1], client=pipe)
+    return {
+        window.key: None if found is None else _board(window, found[0], offset=0, meta=found[1])
+        for window, found in zip(windows, pipe.execute())
+    }
+
+
 def ranks_of(window: Window, user_ids: list[Any]) -> tuple[int, dict[str, tuple[int, int]]]:
     """(board version, {user id: (rank, score)}) for those of `user_ids` on the board, a few round trips for many
     users. Raises BoardNotBuilt, RedisError."""
