@@ -20,8 +20,9 @@ Per layout (`split`: nginx -> gunicorn for HTTP + daphne for /ws/ and SSE; `daph
 7. integrity: verify_scores (ledger equals totals, each action paid at most once), every acknowledged completion
    paid exactly once, check_leaderboard (Redis board equals the database).
 Prints one table and writes bench/results/e2e-<timestamp>.json (and e2e-latest.json).
-The load generator is a small raw-asyncio HTTP/1.1 keep-alive client (bench/fanout.py's WebSocket client for
-viewers), so it costs the shared 2 cores as little as possible; every loop is bounded in count and time.
+The load generator is a small raw-asyncio HTTP/1.1 keep-alive client; the viewers (bench/ws_viewer.py) run in a
+child process at a lower priority, with kernel receipt times. Both cost the shared 2 cores as little as possible;
+every loop is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -45,7 +46,8 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
-from fanout import Viewer, cpu_seconds, recreate_database  # noqa: E402
+from fanout import cpu_seconds, recreate_database  # noqa: E402
+from ws_viewer import Received, ViewerProcess, board_rows, board_spreads  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
@@ -235,32 +237,7 @@ def integrity(stack_env: dict[str, str], acknowledged: list[str]) -> dict:
 # --- Viewers -----------------------------------------------------------------------------------------------------
 
 
-class BoardViewer(Viewer):
-    """bench/fanout.py's minimal client, also keeping the last board's payload (to compare with the final board)."""
-
-    last_payload = b""
-
-    def _message(self, payload: bytes, now: float) -> None:
-        if payload.startswith(b'{"type":"top_scores_update"'):
-            self.last_payload = payload
-            super()._message(payload, now)
-
-
-async def connect_viewers(port: int, count: int) -> list[BoardViewer]:
-    loop = asyncio.get_running_loop()
-    viewers: list[BoardViewer] = []
-    for start in range(0, count, 250):
-        batch = []
-        for _ in range(start, min(start + 250, count)):
-            ready = loop.create_future()
-            _, viewer = await loop.create_connection(lambda: BoardViewer("127.0.0.1", port, ready), "127.0.0.1", port)
-            batch.append(viewer)
-        await asyncio.wait_for(asyncio.gather(*(viewer.ready for viewer in batch)), 60)
-        viewers += batch
-    return viewers
-
-
-def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], final_rows: list) -> dict:
+def delivery(viewers: list[Received], completions: list[tuple[int, float]], final_rows: list) -> dict:
     import bisect
 
     sample = random.Random(7).sample(completions, min(len(completions), 200))
@@ -276,11 +253,12 @@ def delivery(viewers: list[BoardViewer], completions: list[tuple[int, float]], f
                 latencies.append(viewer.received[index][1] - committed)
     missing_final = 0
     for viewer in viewers:
-        rows = json.loads(viewer.last_payload)["payload"] if viewer.last_payload else None
-        if rows is None or [(r["userId"], r["score"]) for r in rows] != final_rows:
+        if board_rows(viewer.last_board) != final_rows:
             missing_final += 1
     per_viewer = [len(viewer.received) for viewer in viewers] or [0]
-    return {"viewers": len(viewers), "p50_ms": ms(pct(latencies, 0.5)), "p99_ms": ms(pct(latencies, 0.99)),
+    spreads = board_spreads(viewers)
+    return {"board_spread_p50_ms": ms(pct(spreads, 0.5)), "board_spread_max_ms": ms(max(spreads) if spreads else None),
+            "viewers": len(viewers), "p50_ms": ms(pct(latencies, 0.5)), "p99_ms": ms(pct(latencies, 0.99)),
             "max_ms": ms(max(latencies) if latencies else None), "samples": len(latencies),
             "messages_per_viewer": round(statistics.mean(per_viewer), 1), "missing_final_board": missing_final,
             "sample_completions_never_delivered": undelivered,
@@ -302,7 +280,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
     print(f"\n=== {mode}: {layout}", flush=True)
     await asyncio.to_thread(stack.start)
     result: dict = {"mode": mode, "layout": layout}
-    viewers: list[BoardViewer] = []
+    viewers = ViewerProcess([0], 0)
     try:
         port = stack.port
         result["ceiling_healthz"] = await hammer(port, args.connections, args.seconds,
@@ -313,9 +291,10 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         print(f"GET /api/v1/leaderboard: {result['get_leaderboard']['per_second']}/s", flush=True)
 
         began = time.monotonic()
-        viewers = await connect_viewers(port, args.viewers)
+        viewers = ViewerProcess([port], args.viewers)
+        connected = await viewers.start()
         result["viewers_connect_seconds"] = round(time.monotonic() - began, 1)
-        print(f"{len(viewers)} viewers connected in {result['viewers_connect_seconds']} s", flush=True)
+        print(f"{connected} viewers connected in {result['viewers_connect_seconds']} s", flush=True)
 
         # Starts: spread the actions over the users; each connection owns a slice of users.
         started: list[tuple[str, str]] = []  # (token, action id)
@@ -333,8 +312,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         result["starts"] = await hammer(port, args.connections, args.seconds * 4, start_one)
         print(f"starts: {result['starts']['per_second']}/s ({len(started)} started)", flush=True)
 
-        for viewer in viewers:
-            viewer.received.clear()
+        await viewers.clear()
         acknowledged: list[str] = []
         queue = list(started)
         random.Random(1).shuffle(queue)
@@ -349,6 +327,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
                 acknowledged.append(action_id)
             return status
 
+        lag_before = await broadcast_lag_buckets(port)
         pids = [pid for group in stack.pids().values() for pid in group]
         cpu_before = sum(_cpu(pid) for pid in pids)
         profiler = _start_profiler(stack, mode) if args.profile else None
@@ -356,8 +335,11 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         if profiler is not None:
             profiler.wait(timeout=60)
         result["completions"]["server_cpu_seconds"] = round(sum(_cpu(pid) for pid in pids) - cpu_before, 1)
+        result["completions"]["broadcast_lag_ms"] = lag_percentiles(lag_before, await broadcast_lag_buckets(port))
         print(f"completions: {result['completions']['per_second']}/s p50 {result['completions']['p50_ms']} ms "
-              f"p95 {result['completions']['p95_ms']} ms p99 {result['completions']['p99_ms']} ms", flush=True)
+              f"p95 {result['completions']['p95_ms']} ms p99 {result['completions']['p99_ms']} ms; broadcast lag "
+              f"(first commit of a window to group_send, from /metrics buckets) {result['completions']['broadcast_lag_ms']}",
+              flush=True)
 
         async def cycle_one(client: Http, index: int) -> int | None:
             token = tokens[index % len(tokens)]
@@ -383,24 +365,47 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             await asyncio.sleep(1)
             status, body = await Http(port).request("GET", "/api/v1/leaderboard")
             final_rows = [(r["userId"], r["score"]) for r in json.loads(body)["data"]]
-            behind = sum(1 for v in viewers if not v.last_payload or
-                         [(r["userId"], r["score"]) for r in json.loads(v.last_payload)["payload"]] != final_rows)
-            if behind == 0:
+            if await viewers.behind(final_rows) == 0:
                 break
-        result["delivery"] = delivery(viewers, completions, final_rows)
-        print(f"delivery to {len(viewers)} viewers: p50 {result['delivery']['p50_ms']} ms p99 "
-              f"{result['delivery']['p99_ms']} ms max {result['delivery']['max_ms']} ms, "
+        result["delivery"] = delivery(await viewers.report(), completions, final_rows)
+        print(f"delivery to {result['delivery']['viewers']} viewers: p50 {result['delivery']['p50_ms']} ms p99 "
+              f"{result['delivery']['p99_ms']} ms max {result['delivery']['max_ms']} ms (one board, first to last "
+              f"viewer: p50 {result['delivery']['board_spread_p50_ms']} ms), "
               f"missing final board: {result['delivery']['missing_final_board']}", flush=True)
         result["integrity"] = await asyncio.to_thread(integrity, stack_env, acknowledged)
         print(f"integrity: {'clean' if result['integrity']['clean'] else 'NOT CLEAN'} "
               f"({ {k: v for k, v in result['integrity'].items() if k not in ('verify_scores', 'check_leaderboard')} })",
               flush=True)
     finally:
-        for viewer in viewers:
-            viewer.transport.close()
+        await viewers.stop()
         result["stop_exit_codes"] = await asyncio.to_thread(stack.stop)
         stack.cleanup()
     return result
+
+
+async def broadcast_lag_buckets(port: int) -> dict[float, float]:
+    """The cumulative buckets of scoreboard_broadcast_lag_seconds from /metrics (loopback is an internal network)."""
+    status, body = await Http(port).request("GET", "/metrics")
+    buckets: dict[float, float] = {}
+    for line in body.decode().splitlines() if status == 200 else []:
+        if line.startswith("scoreboard_broadcast_lag_seconds_bucket{"):
+            bound = line.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = float(line.rsplit(" ", 1)[1])
+    return buckets
+
+
+def lag_percentiles(before: dict[float, float], after: dict[float, float]) -> dict:
+    """p50/p99 of the flushes between the two readings, as the upper bound of their histogram bucket."""
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in sorted(after)}
+    total = counts.get(float("inf"), 0.0)
+    if not total:
+        return {"flushes": 0}
+
+    def bound_of(q: float) -> float | None:
+        bound = next(bound for bound, count in counts.items() if count >= q * total)
+        return None if bound == float("inf") else round(bound * 1000)
+
+    return {"flushes": int(total), "p50_at_most": bound_of(0.5), "p99_at_most": bound_of(0.99)}
 
 
 async def _status(awaitable) -> int:

@@ -27,12 +27,14 @@ from urllib.parse import urlsplit
 BASE_DIR = Path(__file__).resolve().parent.parent
 BENCH_PREFIX = "scoreboard-bench"
 sys.path.insert(0, str(BASE_DIR))
+sys.path.insert(0, str(BASE_DIR / "bench"))
 
 import httpx  # noqa: E402
 import logging  # noqa: E402
 import psycopg  # noqa: E402
 
 from tests.live_servers import Daphne  # noqa: E402
+from ws_viewer import Viewer, board_spreads, connect_viewers  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,10 +48,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=15, help="how long completions keep flowing")
     parser.add_argument("--settle", type=float, default=10, help="longest wait for the final board afterwards")
     parser.add_argument("--window-ms", type=int, default=100, help="LIVE_COALESCE_MS for the servers")
+    parser.add_argument("--client-nice", type=int, default=10, help="niceness of this load generator (0 to 19)")
     args = parser.parse_args()
     if args.large:
         args.viewers = 5000
-    if not (1 <= args.viewers <= 20000 and 1 <= args.servers <= 8 and args.seconds <= 120 and args.rate <= 500):
+    if not (1 <= args.viewers <= 20000 and 1 <= args.servers <= 8 and args.seconds <= 120 and args.rate <= 500
+            and 0 <= args.client_nice <= 19):
         parser.error("out of the bounded range")
     return args
 
@@ -94,93 +98,6 @@ def ledger() -> dict[str, tuple[int, float]]:
             for version, action_id, created in ScoreEvent.objects.values_list("id", "action_id", "created_at")}
 
 
-# --- A minimal WebSocket client: the load generator must cost far less per message than the server --------------
-
-
-class Viewer(asyncio.Protocol):
-    def __init__(self, host: str, port: int, ready: asyncio.Future) -> None:
-        self.request = (f"GET /ws/scoreboard HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                        f"Connection: Upgrade\r\nSec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}\r\n"
-                        "Sec-WebSocket-Version: 13\r\n\r\n").encode()
-        self.ready = ready
-        self.buffer = bytearray()
-        self.upgraded = False
-        self.received: list[tuple[int, float]] = []  # (version, receipt time)
-        self.closed = False
-
-    def connection_made(self, transport: asyncio.Transport) -> None:
-        self.transport = transport
-        transport.write(self.request)
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        if not self.ready.done():
-            self.ready.set_exception(ConnectionError("closed during handshake"))
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.buffer += data
-        if not self.upgraded:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not self.buffer.startswith(b"HTTP/1.1 101"):
-                self.ready.set_exception(ConnectionError(bytes(self.buffer[:80]).decode(errors="replace")))
-                self.transport.close()
-                return
-            del self.buffer[: end + 4]
-            self.upgraded = True
-        self._frames(now)
-
-    def _frames(self, now: float) -> None:
-        while len(self.buffer) >= 2:
-            opcode, length, offset = self.buffer[0] & 0x0F, self.buffer[1] & 0x7F, 2
-            if length == 126:
-                length, offset = int.from_bytes(self.buffer[2:4], "big"), 4
-            elif length == 127:
-                length, offset = int.from_bytes(self.buffer[2:10], "big"), 10
-            if len(self.buffer) < offset + length:
-                return
-            payload = bytes(self.buffer[offset: offset + length])
-            del self.buffer[: offset + length]
-            if opcode == 1:
-                self._message(payload, now)
-            elif opcode == 9:
-                self._send(0xA, payload)  # pong
-
-    def _message(self, payload: bytes, now: float) -> None:
-        # "version" is no longer the last key of a board message ("period" follows it): stop at "," or "}".
-        at = payload.rfind(b'"version":') + 10
-        end = at
-        while payload[end:end + 1].isdigit():
-            end += 1
-        version = int(payload[at:end])
-        self.received.append((version, now))
-        if not self.ready.done():
-            self.ready.set_result(version)
-
-    def _send(self, opcode: int, payload: bytes) -> None:
-        mask = os.urandom(4)
-        masked = bytes(byte ^ mask[index % 4] for index, byte in enumerate(payload))
-        self.transport.write(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + masked)
-
-
-async def connect_viewers(servers: list[Daphne], count: int) -> list[Viewer]:
-    loop = asyncio.get_running_loop()
-    viewers: list[Viewer] = []
-    for start in range(0, count, 250):
-        batch = []
-        for index in range(start, min(start + 250, count)):
-            server = servers[index % len(servers)]
-            ready = loop.create_future()
-            _, viewer = await loop.create_connection(lambda: Viewer("127.0.0.1", server.port, ready), "127.0.0.1",
-                                                     server.port)
-            batch.append(viewer)
-        await asyncio.wait_for(asyncio.gather(*(viewer.ready for viewer in batch)), 60)
-        viewers += batch
-    return viewers
-
-
 # --- Completions ---------------------------------------------------------------------------------------------------
 
 
@@ -214,8 +131,12 @@ async def run(args: argparse.Namespace, tokens: list[str]) -> None:
     try:
         for server in servers:
             server.wait_ready()
+        # The viewers stand in for thousands of other machines; on this box they share the server's two cores. At
+        # a lower priority they read when the servers leave them a core: their receipt times come from the kernel
+        # (bench/ws_viewer.py), so reading late does not change a figure, only the CPU they take from the servers.
+        os.nice(args.client_nice)
         began = time.monotonic()
-        viewers = await connect_viewers(servers, args.viewers)
+        viewers = await connect_viewers([server.port for server in servers], args.viewers)
         print(f"connected {len(viewers)} viewers to {args.servers} daphne process(es) in "
               f"{time.monotonic() - began:.1f} s ({args.layer} layer)")
         for viewer in viewers:
@@ -240,7 +161,7 @@ async def run(args: argparse.Namespace, tokens: list[str]) -> None:
         print(f"CPU during the run: servers {server_cpu:.1f} s ({server_cpu / max(delivered, 1) * 1e6:.0f} us per "
               f"delivered message, HTTP completions included), load generator {time.process_time() - client_before:.1f} s")
         for viewer in viewers:
-            viewer.transport.close()
+            viewer.close()
     finally:
         for server in servers:
             server.stop()
@@ -263,6 +184,7 @@ def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tu
             else:
                 latencies.append(viewer.received[index][1] - committed)
     latencies.sort()
+    spreads = board_spreads(viewers)
     missing_final = sum(1 for viewer in viewers if not viewer.received or viewer.received[-1][0] != final)
     closed = sum(1 for viewer in viewers if viewer.closed)
     per_viewer = [len(viewer.received) for viewer in viewers]
@@ -275,6 +197,9 @@ def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tu
     if latencies:
         print(f"delivery latency commit->receipt: p50={pct(0.50):.0f} ms p99={pct(0.99):.0f} ms "
               f"max={latencies[-1] * 1000:.0f} ms  (samples={len(latencies)})")
+    if spreads:
+        print(f"one board, first to last viewer: p50={spreads[len(spreads) // 2] * 1000:.0f} ms "
+              f"max={spreads[-1] * 1000:.0f} ms over {len(spreads)} boards")
     print(f"messages per viewer: mean={statistics.mean(per_viewer):.1f} min={min(per_viewer)} max={max(per_viewer)}")
     print(f"viewers missing the final board: {missing_final}; viewer-completions never delivered: {undelivered}; "
           f"sockets closed by the server: {closed}")

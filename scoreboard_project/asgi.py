@@ -17,10 +17,11 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from scores import routing  # noqa: E402
+from scores.frames import DirectFrames  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns)),
+        "websocket": DirectFrames(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
     }
 )

@@ -26,7 +26,8 @@ SSE_OPEN = Gauge("scoreboard_sse_connections", "Open SSE streams", multiprocess_
 BROADCASTS = Counter("scoreboard_broadcasts_total", "Board broadcasts sent to the channel layer")
 BROADCAST_LAG = Histogram(
     "scoreboard_broadcast_lag_seconds", "From commit to broadcast send",
-    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+    # It includes the coalescing window (LIVE_COALESCE_MS, 100 ms by default): finer steps just above it.
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.11, 0.125, 0.15, 0.2, 0.25, 0.5, 1, 2.5),
 )
 BOARD_CACHE = Counter("scoreboard_leaderboard_cache_total", "Leaderboard cache reads and rebuilds", ["result"])
 
@@ -86,7 +87,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
 
 
 def count_broadcast(events: list, noted_at: float | None) -> None:
-    """One flush that sent `events`; its lag is from the first commit of its window to now."""
+    """One flush that sent the board `events`; its lag is from the first commit of its window to now."""
     if not events:
         return
     BROADCASTS.inc()

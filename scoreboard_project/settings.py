@@ -317,6 +317,9 @@ LIVE_MAX_FRAME_BYTES = env_int("LIVE_MAX_FRAME_BYTES", 4096, minimum=64)
 LIVE_SSE_KEEPALIVE_SECONDS = env_int("LIVE_SSE_KEEPALIVE_SECONDS", 15, minimum=1)
 LIVE_SSE_RETRY_MS = env_int("LIVE_SSE_RETRY_MS", 3000, minimum=100)
 LIVE_RESYNC_SECONDS = env_int("LIVE_RESYNC_SECONDS", 30, minimum=1)
+# How often each server process re-reads the ranks of its signed-in WebSocket viewers (one batched read), so a
+# viewer passed by other players hears their new rank without a change of their own.
+LIVE_RANK_REFRESH_SECONDS = env_int("LIVE_RANK_REFRESH_SECONDS", 5, minimum=1)
 LIVE_REDIS_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":live"
 
 ACTION_METADATA_MAX_BYTES = env_int("ACTION_METADATA_MAX_BYTES", 2048, minimum=2)

@@ -22,7 +22,6 @@ from typing import Any
 import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
@@ -31,14 +30,12 @@ from scores import leaderboard
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
-User = get_user_model()
 
 BOARD_GROUP = "scoreboard.board"
 BOARD_EVENT = "board.update"
 RANK_EVENT = "rank.update"
 BOARD_SIZE = 10
 _LOCK_GRACE_MS = 1000
-_DELIVERY_TIMEOUT_SECONDS = 10
 
 
 def user_group(user_id: Any) -> str:
@@ -59,6 +56,9 @@ class BoardMessage:
     entries: list[dict]
     entries_json: str
     window: str  # e.g. "daily:2026-11-22": a new one means the day or week rolled over
+    # Nothing has changed since this daily/weekly window began: the version is still the last one of the previous
+    # window, so a client holding that version (SSE Last-Event-ID) may be showing the previous window's board.
+    quiet_window: bool = False
 
     @property
     def version(self) -> int:
@@ -81,13 +81,16 @@ class BoardMessage:
     def as_event(self) -> dict:
         digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
         return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse,
-                "period": self.period, "window": self.window}
+                "period": self.period, "window": self.window, "quiet_window": self.quiet_window}
 
 
-def board_message(board: leaderboard.Board, window: str | None = None) -> BoardMessage:
+def board_message(board: leaderboard.Board, window: periods.Window | None = None) -> BoardMessage:
     """The board as the message every viewer of its period receives (texts built once, on first use)."""
     entries = [entry.as_json() for entry in board.entries]
-    return BoardMessage(board, entries, _dumps(entries), window or board.period)
+    if window is None:
+        return BoardMessage(board, entries, _dumps(entries), board.period)
+    quiet = window.start is not None and (board.last_updated is None or board.last_updated < window.start)
+    return BoardMessage(board, entries, _dumps(entries), window.key, quiet)
 
 
 def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
@@ -97,9 +100,10 @@ def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:
 
 def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, BoardMessage]:
     """The current top 10 of each chosen period (all periods by default), all from one database snapshot."""
-    # A board is several queries; under READ COMMITTED a commit between them could pair old rows with the new
-    # version, and viewers drop a later, correct board of the same version. One snapshot rules that out.
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    # From the database a board is several queries; under READ COMMITTED a commit between them could pair old rows
+    # with the new version. One snapshot rules that out. A Redis board is one script call: no transaction needed
+    # (and none is paid for: the flush runs in busy WSGI workers, where every round trip waits for the GIL too).
+    if connection.vendor != "postgresql" or connection.in_atomic_block or leaderboard.answers_from_redis():
         return _read_boards(chosen)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
@@ -107,11 +111,9 @@ def current_boards(chosen: Iterable[str] = leaderboard.PERIODS) -> dict[str, Boa
 
 
 def _read_boards(chosen: Iterable[str]) -> dict[str, BoardMessage]:
-    boards = {}
-    for period in chosen:
-        window = periods.current(period).key  # before the read: a board read across midnight is resent next tick
-        boards[period] = board_message(leaderboard.top(BOARD_SIZE, period=period), window)
-    return boards
+    windows = {period: periods.current(period) for period in chosen}  # before the read: a board read across
+    boards = leaderboard.tops(BOARD_SIZE, windows)  # midnight is resent next tick
+    return {period: board_message(boards[period], window) for period, window in windows.items()}
 
 
 def rank_message(user: Any, version: int) -> str | None:
@@ -119,7 +121,12 @@ def rank_message(user: Any, version: int) -> str | None:
     rank = leaderboard.rank_of(user)
     if rank is None:
         return None
-    return _dumps({"type": "rank_update", "score": user.score, "rank": rank, "version": version})
+    return rank_text(rank=rank, score=user.score, version=version)
+
+
+def rank_text(*, rank: int, score: int, version: int) -> str:
+    """A rank_update message as a viewer receives it."""
+    return _dumps({"type": "rank_update", "score": score, "rank": rank, "version": version})
 
 
 def score_changed(*, user_id: Any) -> None:
@@ -239,29 +246,31 @@ def flush(noted_at: float | None = None) -> None:
     user_ids = window.drain()
     boards = current_boards()
     previous = window.swap_last({period: board.entries_json for period, board in boards.items()})
-    events: list[tuple[str, dict]] = [
+    board_events: list[tuple[str, dict]] = [
         (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != board.entries_json
     ]
+    _deliver(board_events)  # before the ranks are looked up: every viewer is waiting for the board
+    metrics.count_broadcast(board_events, noted_at)
     message = boards[leaderboard.ALL_TIME]
     if previous[leaderboard.ALL_TIME] != message.entries_json:
         user_ids |= _moved_users(previous[leaderboard.ALL_TIME], message.entries_json)
-    events += [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
-               for user_id, text in _rank_texts(user_ids, message).items()]
-    _deliver(events)
-    metrics.count_broadcast(events, noted_at)
+    rank_events = [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
+                   for user_id, text in _rank_texts(user_ids, message).items()]
+    _deliver(rank_events)
 
 
 def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:
-    # Users on the board already have their rank and score in it: only the others cost a lookup.
+    # Users on the board already have their rank and score in it: the others cost one batched lookup.
     on_board = {entry["userId"]: entry for entry in json.loads(message.entries_json)}
     texts = {
-        user_id: _dumps({"type": "rank_update", "score": entry["score"], "rank": entry["rank"], "version": message.version})
+        user_id: rank_text(rank=entry["rank"], score=entry["score"], version=message.version)
         for user_id, entry in on_board.items() if user_id in user_ids
     }
-    for user in User.objects.filter(pk__in=_valid_ids(user_ids - on_board.keys())).only("id", "score"):
-        text = rank_message(user, message.version)
-        if text is not None:
-            texts[str(user.pk)] = text
+    others = _valid_ids(user_ids - on_board.keys())
+    if others:
+        _, ranks = leaderboard.ranks_of(others)
+        texts.update({user_id: rank_text(rank=rank, score=score, version=message.version)
+                      for user_id, (rank, score) in ranks.items()})
     return texts
 
 
@@ -283,8 +292,7 @@ def _moved_users(previous_json: str | None, current_json: str) -> set[str]:
 
 
 async def _send_all(layer: Any, events: list[tuple[str, dict]]) -> None:
-    for group, event in events:
-        await layer.group_send(group, event)
+    await asyncio.gather(*(layer.group_send(group, event) for group, event in events))
 
 
 def _deliver(events: list[tuple[str, dict]]) -> None:
@@ -295,9 +303,16 @@ def _deliver(events: list[tuple[str, dict]]) -> None:
         loop = _viewer_loop
         if loop is None or not loop.is_running():
             return  # nobody can be listening: in-memory viewers only exist inside a running server loop
-        asyncio.run_coroutine_threadsafe(_send_all(layer, events), loop).result(_DELIVERY_TIMEOUT_SECONDS)
+        # Not waited for: the loop may be stopping (a server shutting down, a test ending), and a wait for a
+        # coroutine it never runs would stall every later flush. Submissions run in order.
+        asyncio.run_coroutine_threadsafe(_send_all(layer, events), loop).add_done_callback(_log_failure)
     else:
         _flusher.loop.run_until_complete(_send_all(layer, events))
+
+
+def _log_failure(future: Any) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("Live broadcast failed", exc_info=future.exception())
 
 
 _viewer_loop: asyncio.AbstractEventLoop | None = None

@@ -16,7 +16,7 @@ from django.conf import settings
 
 from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip_from_scope
-from scores import broadcast, connection_limits, relay
+from scores import broadcast, connection_limits, frames, relay
 from scores.live_auth import Refused, origin_allowed, token_from_query, user_for_token, viewer_or_refuse
 
 logger = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def _header(scope: dict, name: bytes) -> str | None:
 class LeaderboardConsumer(AsyncWebsocketConsumer):
     board: relay.LatestBoard | None = None
     rank_version = -1
+    rank_shown: tuple[int, int] | None = None
     board_relay: relay.Relay | None = None
     lease: connection_limits.Lease | None = None
 
@@ -114,8 +115,8 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if user is not None:
             rank = await database_sync_to_async(broadcast.rank_message)(user, board["version"])
             if rank is not None:
-                self.rank_version = board["version"]
-                await self.send(text_data=rank)
+                await self._send_rank(rank, board["version"])
+            self.board_relay.follow_rank(self, user.pk)
 
     async def _authenticate(self) -> tuple[Any, str | None]:
         origin = _header(self.scope, b"origin")
@@ -152,7 +153,11 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     async def push(self, event: dict) -> None:
         """A board from this process's relay (not through this socket's own layer channel: see scores/relay.py)."""
         if self.board is not None and self.board.take(event):
-            await self.base_send({"type": "websocket.send", "text": event["ws"]})
+            write_frame = frames.writer_for(self.scope)
+            if write_frame is not None:
+                write_frame(relay.ws_frame(event))
+            else:
+                await self.base_send({"type": "websocket.send", "text": event["ws"]})
 
     async def disconnect(self, code: int) -> None:
         if self.__dict__.pop("counted_open", False):
@@ -165,9 +170,19 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         self.released.set()
 
     async def rank_update(self, event: dict) -> None:
+        """The user's own score changed (scores.broadcast, through the user's group)."""
         if event["version"] > self.rank_version:
-            self.rank_version = event["version"]
-            await self.send(text_data=event["text"])
+            await self._send_rank(event["text"], event["version"])
+
+    async def show_rank(self, *, rank: int, score: int, version: int) -> None:
+        """The relay's periodic re-read (scores/relay.py): sent only if others moved this user's rank."""
+        if version >= self.rank_version and (rank, score) != self.rank_shown:
+            await self._send_rank(broadcast.rank_text(rank=rank, score=score, version=version), version)
+
+    async def _send_rank(self, text: str, version: int) -> None:
+        shown = json.loads(text)
+        self.rank_version, self.rank_shown = version, (shown["rank"], shown["score"])
+        await self.send(text_data=text)
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

@@ -12,6 +12,11 @@ Periods: each viewer watches one period (all-time, daily or weekly). The relay k
 and hands a board only to that period's viewers. A daily or weekly board that nobody changes still ends at midnight
 UTC: a viewer joining after the day or week rolled over gets a fresh read, and the idle resync re-reads the boards
 being watched, so the new (empty) board reaches everyone within LIVE_RESYNC_SECONDS.
+
+Ranks: a signed-in viewer hears its own all-time rank at once when its own score changes (scores.broadcast sends
+it to the user's group). Others passing it change its rank too, and nobody can afford a message to every user
+below a climber, so every LIVE_RANK_REFRESH_SECONDS the relay reads the ranks of this process's signed-in viewers
+in one batch and tells those whose rank or score moved.
 """
 
 import asyncio
@@ -24,7 +29,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from scores import broadcast, leaderboard
+from scores import broadcast, frames, leaderboard
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
@@ -40,6 +45,10 @@ class Viewer(Protocol):
     async def push(self, event: dict) -> None: ...
 
     async def going_away(self) -> None: ...
+
+
+class RankedViewer(Viewer, Protocol):
+    async def show_rank(self, *, rank: int, score: int, version: int) -> None: ...
 
 
 class UnknownPeriod(ValueError):
@@ -62,6 +71,7 @@ class Relay:
         self.viewers: set[Viewer] = set()
         self.boards: dict[str, dict] = {}  # period -> the latest board event
         self._watching: dict[str, set[Viewer]] = {period: set() for period in leaderboard.PERIODS}
+        self._ranked: dict[RankedViewer, str] = {}  # signed-in viewer -> user id
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()
@@ -86,8 +96,13 @@ class Relay:
             await self._resync((period,))
         return self.boards[period]
 
+    def follow_rank(self, viewer: RankedViewer, user_id: Any) -> None:
+        """Keep `viewer` told of its user's all-time rank (see the module doc)."""
+        self._ranked[viewer] = str(user_id)
+
     def leave(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
+        self._ranked.pop(viewer, None)  # type: ignore[call-overload]
         for watching in self._watching.values():
             watching.discard(viewer)
 
@@ -111,6 +126,7 @@ class Relay:
         finally:
             self._ready.set()
         fan_out = asyncio.get_running_loop().create_task(self._fan_out())
+        ranks = asyncio.get_running_loop().create_task(self._refresh_ranks())
         pending = None
         try:
             while True:
@@ -125,9 +141,29 @@ class Relay:
                     self._show(event)
         finally:
             fan_out.cancel()
+            ranks.cancel()
             if pending is not None:
                 pending.cancel()
             await layer.group_discard(broadcast.BOARD_GROUP, channel)
+
+    async def _refresh_ranks(self) -> None:
+        while True:
+            await asyncio.sleep(settings.LIVE_RANK_REFRESH_SECONDS)
+            following = dict(self._ranked)
+            if not following:
+                continue
+            try:
+                version, ranks = await database_sync_to_async(leaderboard.ranks_of)(sorted(set(following.values())))
+            except Exception:  # noqa: BLE001 - a failed read is retried at the next tick
+                logger.exception("Could not refresh the live viewers' ranks")
+                continue
+            for viewer, user_id in following.items():
+                if user_id in ranks and viewer in self._ranked:
+                    rank, score = ranks[user_id]
+                    try:
+                        await viewer.show_rank(rank=rank, score=score, version=version)
+                    except Exception:  # noqa: BLE001 - one broken socket must not stop the others
+                        logger.exception("Could not send a rank update to a viewer")
 
     def _show(self, event: dict) -> None:
         period = _period_of(event)
@@ -175,6 +211,14 @@ class Relay:
                 logger.exception("Could not push the board to a viewer")
             if index % _YIELD_EVERY == 0:
                 await asyncio.sleep(0)
+
+
+def ws_frame(event: dict) -> bytes:
+    """The board's WebSocket frame, built by the first viewer that needs it and shared by the rest."""
+    frame = event.get("ws_frame")
+    if frame is None:
+        frame = event["ws_frame"] = frames.text_frame(event["ws"])
+    return frame
 
 
 def _period_of(event: dict) -> str:

@@ -109,7 +109,9 @@ async def _events(last_event_id: int | None, period: str) -> AsyncIterator[str]:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
         board = await board_relay.join(viewer, period)
         sent = relay.LatestBoard(board)
-        if last_event_id != board["version"]:
+        # An id equal to the current version means "I have this board", unless the day or week rolled over since
+        # that version was written: the client may hold the previous window's board under the same id.
+        if last_event_id != board["version"] or board.get("quiet_window"):
             yield board["sse"]
         while True:
             try:

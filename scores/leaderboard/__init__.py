@@ -10,6 +10,7 @@ database, and a score change that Redis missed marks the boards for rebuild once
 import logging
 import threading
 import time
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Callable
 
@@ -24,7 +25,8 @@ from scores.leaderboard.periods import ALL_TIME, PERIODS
 
 __all__ = [
     "ALL_TIME", "BOARD_ORDER", "PERIODS", "Board", "Entry",
-    "NOT_RANKED", "around", "rank_of", "rebuild", "record_score", "redis_status", "remove_user", "top",
+    "NOT_RANKED", "answers_from_redis", "around", "rank_of", "ranks_of", "rebuild", "record_score", "redis_status",
+    "remove_user", "top", "tops",
 ]
 
 logger = logging.getLogger(__name__)
@@ -63,11 +65,36 @@ def top(limit: int = 10, period: str = ALL_TIME) -> Board:
     return board if answered else database.top(window, limit)
 
 
+def tops(limit: int, chosen: Iterable[str]) -> dict[str, Board]:
+    """top() of each chosen period; from Redis the boards come in one round trip (the broadcast flush reads all)."""
+    windows = [periods.current(period) for period in chosen]
+    found: dict[str, Board | None] = {}
+    if _uses_redis() and _redis_available():
+        try:
+            found = redis_board.tops(windows, limit)
+        except RedisError:
+            pass  # top() below meets the same error and handles it (fallback, retry delay)
+    boards = {}
+    for window in windows:
+        board = found.get(window.key)
+        if board is not None:
+            BOARD_CACHE.labels(result="hit").inc()
+        boards[window.period] = board if board is not None else top(limit, window.period)
+    return boards
+
+
 def rank_of(user: Any, period: str = ALL_TIME) -> int | None:
     """The 1-based rank of `user` on the period's current board, or None if they are not on it."""
     window = periods.current(period)
     answered, rank = _ask_redis(window, lambda: redis_board.rank_of(window, user.pk))
     return rank if answered else database.rank_of(window, user.pk)
+
+
+def ranks_of(user_ids: list[Any], period: str = ALL_TIME) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(board version, {user id: (rank, score)}) for those of `user_ids` on the period's current board."""
+    window = periods.current(period)
+    answered, found = _ask_redis(window, lambda: redis_board.ranks_of(window, user_ids))
+    return found if answered else database.ranks_of(window, user_ids)
 
 
 def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:
@@ -171,6 +198,12 @@ def redis_status() -> dict:
 
 
 # --- Redis with the database behind it -------------------------------------------------------------------
+
+def answers_from_redis() -> bool:
+    """Whether reads go to Redis now (the backend is on and has not failed lately). A board that is missing or being
+    rebuilt is still answered from the database meanwhile."""
+    return _uses_redis() and time.monotonic() >= _health.retry_at and not _health.missed_writes
+
 
 def _uses_redis() -> bool:
     return settings.LEADERBOARD_BACKEND == "redis"

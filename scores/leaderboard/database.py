@@ -29,9 +29,18 @@ def rank_of(window: Window, user_id: Any) -> int | None:
     """The 1-based rank of the user, or None if they are not on this board."""
     rows = ranked_rows(window)
     mine = next(iter(rows.filter(user_id=user_id)[:1]), None)
-    if mine is None:
-        return None
-    score, reached_at = mine["score"], mine["reached_at"]
+    return None if mine is None else _rank(rows, mine)
+
+
+def ranks_of(window: Window, user_ids: list[Any]) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(board version, {user id: (rank, score)}) for those of `user_ids` on the board."""
+    rows = ranked_rows(window)
+    found = {str(mine["user_id"]): (_rank(rows, mine), mine["score"]) for mine in rows.filter(user_id__in=user_ids)}
+    return version()[1], found
+
+
+def _rank(rows: QuerySet, mine: dict) -> int:
+    score, reached_at, user_id = mine["score"], mine["reached_at"], mine["user_id"]
     ahead = rows.filter(
         Q(score__gt=score)
         | Q(score=score, reached_at__lt=reached_at)

@@ -41,6 +41,7 @@ User = get_user_model()
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TIME_CEILING = 2**64 - 1
 MAX_EXACT_SCORE = 2**53
+_RANKS_PER_CALL = 500  # users per RANKS script call: each call blocks Redis while it runs
 _COMPLEMENT = str.maketrans("0123456789abcdef", "fedcba9876543210")
 
 
@@ -62,6 +63,7 @@ class _Connection:
         )
         self.top = self.client.register_script(redis_scripts.TOP)
         self.around = self.client.register_script(redis_scripts.AROUND)
+        self.ranks = self.client.register_script(redis_scripts.RANKS)
         self.record = self.client.register_script(redis_scripts.RECORD)
 
 
@@ -138,6 +140,39 @@ def rank_of(window: Window, user_id: Any) -> int | None:
     """The 1-based rank, or None if the user is not on the board. Raises BoardNotBuilt, RedisError."""
     found = _around(window, user_id, 0)
     return None if found[0] < 0 else found[0] + 1
+
+
+def tops(windows: list[Window], limit: int) -> dict[str, Board | None]:
+    """The first `limit` users of each board, in one round trip; None for a board that is not built.
+    Raises RedisError."""
+    conn = connection()
+    pipe = conn.client.pipeline(transaction=False)
+    for window in windows:
+        keys = Keys(window)
+        conn.top(keys=[keys.zset, keys.built, keys.users, meta_key()], args=[0, limit - 1], client=pipe)
+    return {
+        window.key: None if found is None else _board(window, found[0], offset=0, meta=found[1])
+        for window, found in zip(windows, pipe.execute())
+    }
+
+
+def ranks_of(window: Window, user_ids: list[Any]) -> tuple[int, dict[str, tuple[int, int]]]:
+    """(board version, {user id: (rank, score)}) for those of `user_ids` on the board, a few round trips for many
+    users. Raises BoardNotBuilt, RedisError."""
+    keys = Keys(window)
+    conn = connection()
+    version, found = 0, {}
+    for start in range(0, len(user_ids), _RANKS_PER_CALL):
+        batch = [str(user_id) for user_id in user_ids[start : start + _RANKS_PER_CALL]]
+        answer = conn.ranks(keys=[keys.zset, keys.users, keys.built, meta_key()], args=[_hex(u) for u in batch])
+        if answer is None:
+            raise BoardNotBuilt(window.key)
+        meta, ranks = answer
+        version = max(version, int(meta[0] or 0))
+        found.update(
+            {user_id: (rank0 + 1, int(float(score))) for user_id, (rank0, score) in zip(batch, ranks) if rank0 >= 0 and score is not None}
+        )
+    return version, found
 
 
 def around(window: Window, user_id: Any, limit: int) -> Board:

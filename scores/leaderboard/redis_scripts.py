@@ -49,6 +49,26 @@ local offset = math.max(0, math.min(rank - math.floor((limit - 1) / 2), total - 
 return {rank, offset, slice(KEYS[1], KEYS[2], offset, offset + limit - 1), meta}
 """
 
+# KEYS: zset, users, built, meta. ARGV: uids. -> false if the board is not built, else
+# {meta, {rank0 (-1 if the user is not on it), score (nil then)} per uid}.
+RANKS = """
+if redis.call('EXISTS', KEYS[3]) == 0 then return false end
+local meta = redis.call('HMGET', KEYS[4], 'version', 'updated')
+local found = {}
+for i = 1, #ARGV do
+  local entry = redis.call('HGET', KEYS[2], ARGV[i]) or ':'
+  local sep = string.find(entry, ':', 1, true)
+  local rank, score = -1, false
+  if #entry > sep then
+    local member = string.sub(entry, sep + 1, sep + 48)
+    rank = redis.call('ZREVRANK', KEYS[1], member) or -1
+    score = redis.call('ZSCORE', KEYS[1], member)
+  end
+  found[i] = {rank, score}
+end
+return {meta, found}
+"""
+
 # KEYS: meta, then per board: zset, users, built, lock, pending.
 # ARGV: uid, username, version, updated, note (1: note the user for a running rebuild; 0: this *is* the rebuild
 # re-applying them), then per board: present (1/0), score, member, expire_at (0 = never).

@@ -54,6 +54,8 @@ def _assert_backends_agree(users: list) -> None:
             for limit in (1, 2, 3):
                 mine, theirs = redis_board.around(window, user.pk, limit), database.around(window, user.pk, limit)
                 assert mine.as_json() == theirs.as_json(), (window.key, limit)
+        user_ids = [user.pk for user in users]
+        assert redis_board.ranks_of(window, user_ids) == database.ranks_of(window, user_ids), window.key
         assert redis_rebuild.drift(window) == []
 
 

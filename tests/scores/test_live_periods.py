@@ -235,3 +235,32 @@ async def test_sse_default_is_all_time(alice_old_bob_new, alice):
     assert event["data"]["period"] == "all-time"
     assert [e["username"] for e in event["data"]["data"]] == ["alice", "bob"]
     await stream.close()
+
+
+async def test_sse_reconnect_with_the_current_id_after_midnight_gets_the_new_days_board(settings, alice):
+    sunday_night = datetime(2030, 1, 6, 23, 59, 50, tzinfo=timezone.utc)
+    with time_machine.travel(sunday_night, tick=True) as clock:
+        await database_sync_to_async(give)(alice, 10)
+        await settle()
+        last_seen = await database_sync_to_async(lambda: ScoreEvent.objects.latest("id").pk)()
+        resumed_today = Stream(query="period=daily", headers=[bearer(alice), (b"last-event-id", str(last_seen).encode())])
+        await resumed_today.open()
+        await resumed_today.chunk()  # retry hint
+        assert await resumed_today.silent(0.3)  # same day, same id: the client has this board
+        await resumed_today.close()
+
+        clock.move_to(datetime(2030, 1, 7, 0, 0, 0, 100000, tzinfo=timezone.utc))
+
+        # No ledger row since midnight, so the id is unchanged, yet the client's board is yesterday's.
+        for period in ("daily", "weekly"):
+            stream = Stream(query=f"period={period}", headers=[bearer(alice), (b"last-event-id", str(last_seen).encode())])
+            await stream.open()
+            await stream.chunk()
+            event = await stream.event()
+            assert event["id"] == str(last_seen) and event["data"]["period"] == period and event["data"]["data"] == []
+            await stream.close()
+        all_time = Stream(headers=[bearer(alice), (b"last-event-id", str(last_seen).encode())])
+        await all_time.open()
+        await all_time.chunk()
+        assert await all_time.silent(0.3)  # all-time never rolls over: nothing new
+        await all_time.close()
