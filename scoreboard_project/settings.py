@@ -320,6 +320,8 @@ LIVE_RESYNC_SECONDS = env_int("LIVE_RESYNC_SECONDS", 30, minimum=1)
 # How often each server process re-reads the ranks of its signed-in WebSocket viewers (one batched read), so a
 # viewer passed by other players hears their new rank without a change of their own.
 LIVE_RANK_REFRESH_SECONDS = env_int("LIVE_RANK_REFRESH_SECONDS", 5, minimum=1)
+# The GIL switch interval of WSGI worker processes (scoreboard_project/wsgi.py); Python's default is 5 ms.
+WSGI_SWITCH_INTERVAL_MS = env_int("WSGI_SWITCH_INTERVAL_MS", 1, minimum=1)
 LIVE_REDIS_PREFIX = os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":live"
 
 ACTION_METADATA_MAX_BYTES = env_int("ACTION_METADATA_MAX_BYTES", 2048, minimum=2)
