@@ -73,6 +73,13 @@ async def ranked_players(make_user, count: int) -> list:
     return users
 
 
+async def connect_ranked(user) -> tuple:
+    """`user`'s socket past its snapshot: (socket, the board's version, the user's rank_update)."""
+    ws, _, _ = await connect(f"/ws/scoreboard?token={token(user)}")
+    board = await receive(ws)
+    return ws, board["version"], await receive(ws)
+
+
 # --- Authentication -------------------------------------------------------------------------------------------
 
 
@@ -241,12 +248,10 @@ async def test_burst_of_changes_reaches_every_viewer_as_one_coalesced_board(sett
 
 async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, settings):
     users = await ranked_players(make_user, 12)  # player0 has 120 points ... player11 has 10
-    watcher, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
-    outsider, _, _ = await connect(f"/ws/scoreboard?token={token(users[11])}")
-    await receive(watcher)
-    assert (await receive(watcher))["rank"] == 1
-    version = (await receive(outsider))["version"]
-    assert await receive(outsider) == {"type": "rank_update", "score": 10, "rank": 12, "version": version}
+    watcher, _, mine = await connect_ranked(users[0])
+    assert mine["rank"] == 1
+    outsider, version, mine = await connect_ranked(users[11])
+    assert mine == {"type": "rank_update", "score": 10, "rank": 12, "version": version}
 
     settings.LIVE_COALESCE_MS = 1500  # wide enough that a loaded CI box still fits the burst in one window
     await database_sync_to_async(complete)(users[11])
@@ -262,12 +267,10 @@ async def test_change_outside_the_top_10_sends_no_board(make_user, quick_type, s
 async def test_a_viewer_passed_by_others_hears_its_new_rank_without_a_change_of_its_own(make_user, quick_type, settings):
     settings.LIVE_RANK_REFRESH_SECONDS = 1
     users = await ranked_players(make_user, 12)  # ... player10 has 20 (11th), player11 has 10
-    leader, _, _ = await connect(f"/ws/scoreboard?token={token(users[0])}")
-    passed, _, _ = await connect(f"/ws/scoreboard?token={token(users[10])}")
-    await receive(leader)
-    assert (await receive(leader))["rank"] == 1
-    version = (await receive(passed))["version"]
-    assert await receive(passed) == {"type": "rank_update", "score": 20, "rank": 11, "version": version}
+    leader, _, mine = await connect_ranked(users[0])
+    assert mine["rank"] == 1
+    passed, version, mine = await connect_ranked(users[10])
+    assert mine == {"type": "rank_update", "score": 20, "rank": 11, "version": version}
 
     for _ in range(2):  # player11 reaches 30: past player10, still behind player9 (who got there first)
         await database_sync_to_async(complete)(users[11])
