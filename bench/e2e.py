@@ -437,7 +437,7 @@ def _start_profiler(stack: Stack, mode: str) -> subprocess.Popen | None:
 
 def print_table(results: list[dict], args: argparse.Namespace) -> None:
     header = ["layout", "ceiling /healthz/s", "GET board/s", "completions/s", "complete p50/p95/p99 ms",
-              "cycles/s", f"viewers", "delivery p50/p99/max ms", "msgs/viewer", "missing final", "integrity"]
+              "cycles/s", "viewers", "delivery p50/p99/max ms", "msgs/viewer", "missing final", "integrity"]
     rows = []
     for r in results:
         c, d = r.get("completions", {}), r.get("delivery", {})

@@ -4,29 +4,26 @@ A committed score change calls `score_changed`. Changes are coalesced for LIVE_C
 the top 10 of every period (all-time, daily, weekly) once, builds each board's WebSocket and SSE texts once, sends
 to BOARD_GROUP each board whose top 10 differs from the last one sent for that period, and sends a rank_update
 (all-time rank) to each user whose score or all-time top-10 rank changed. With REDIS_URL the window is shared by
-every process through a Redis lock, so a change is broadcast once, not once per process.
+every process through a Redis lock, so a change is broadcast once, not once per process (scores/coalescing.py).
 """
 
 import asyncio
 import hashlib
 import json
 import logging
-import threading
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-import redis
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from scoreboard_project import metrics
-from scores import leaderboard
+from scores import coalescing, leaderboard
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
@@ -35,7 +32,6 @@ BOARD_GROUP = "scoreboard.board"
 BOARD_EVENT = "board.update"
 RANK_EVENT = "rank.update"
 BOARD_SIZE = 10
-_LOCK_GRACE_MS = 1000
 
 
 def user_group(user_id: Any) -> str:
@@ -132,7 +128,7 @@ def rank_text(*, rank: int, score: int, version: int) -> str:
 def score_changed(*, user_id: Any) -> None:
     """Note a committed score change; the board and ranks go out after the coalescing window. Never raises."""
     try:
-        if _window().note(str(user_id)):
+        if coalescing.window().note(str(user_id)):
             _flusher.schedule(settings.LIVE_COALESCE_MS / 1000)
     except Exception:  # noqa: BLE001 - a broken push must never fail the write that triggered it
         logger.exception("Could not schedule a live broadcast")
@@ -140,7 +136,7 @@ def score_changed(*, user_id: Any) -> None:
 
 def reset() -> None:
     """Forget the pending changes and the last board sent (tests; after restoring a database)."""
-    window = _window()
+    window = coalescing.window()
     window.drain()
     window.forget_last()
 
@@ -154,86 +150,6 @@ def serve_from_this_loop() -> None:
     _viewer_loop = asyncio.get_running_loop()
 
 
-# --- The coalescing window ------------------------------------------------------------------------------------
-
-
-class _LocalWindow:
-    """One process (the embedded default): pending users and the last board sent, under a thread lock."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._pending: set[str] = set()
-        self._open = False
-        self._last: dict[str, str] = {}
-
-    def note(self, user_id: str) -> bool:
-        with self._lock:
-            self._pending.add(user_id)
-            opened, self._open = not self._open, True
-            return opened
-
-    def drain(self) -> set[str]:
-        with self._lock:
-            pending, self._pending, self._open = self._pending, set(), False
-            return pending
-
-    def forget_last(self) -> None:
-        self._last = {}
-
-    def swap_last(self, boards: dict[str, str]) -> dict[str, str | None]:
-        with self._lock:
-            previous = {period: self._last.get(period) for period in boards}
-            self._last.update(boards)
-            return previous
-
-
-class _RedisWindow:
-    """Every process sharing REDIS_URL: the first change in a window takes a lock and that process flushes."""
-
-    def __init__(self, url: str, prefix: str) -> None:
-        self._redis = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5, health_check_interval=30)
-        self._lock_key, self._pending_key, self._last_key = (f"{prefix}:{name}" for name in ("lock", "pending", "last"))
-
-    def note(self, user_id: str) -> bool:
-        pipe = self._redis.pipeline(transaction=False)
-        pipe.sadd(self._pending_key, user_id)
-        pipe.set(self._lock_key, "1", nx=True, px=settings.LIVE_COALESCE_MS + _LOCK_GRACE_MS)
-        return bool(pipe.execute()[1])
-
-    def drain(self) -> set[str]:
-        # Releasing the lock and taking the pending set in one transaction: a change noted after this opens a
-        # new window (and flush); one noted before it is in the set, and its commit is visible to our read.
-        pipe = self._redis.pipeline(transaction=True)
-        pipe.delete(self._lock_key)
-        pipe.smembers(self._pending_key)
-        pipe.delete(self._pending_key)
-        return {member.decode() for member in pipe.execute()[1]}
-
-    def _last_key_of(self, period: str) -> str:
-        # The all-time key keeps its pre-period name, so a rolling deploy does not resend an unchanged board.
-        return self._last_key if period == leaderboard.ALL_TIME else f"{self._last_key}:{period}"
-
-    def forget_last(self) -> None:
-        self._redis.delete(*(self._last_key_of(period) for period in leaderboard.PERIODS))
-
-    def swap_last(self, boards: dict[str, str]) -> dict[str, str | None]:
-        pipe = self._redis.pipeline(transaction=False)
-        for period, entries_json in boards.items():
-            pipe.set(self._last_key_of(period), entries_json, get=True)
-        found = pipe.execute()
-        return {period: None if old is None else old.decode() for period, old in zip(boards, found)}
-
-
-_windows: dict[str, Any] = {}
-
-
-def _window() -> Any:
-    url = settings.REDIS_URL
-    if url not in _windows:
-        _windows[url] = _RedisWindow(url, settings.LIVE_REDIS_PREFIX) if url else _LocalWindow()
-    return _windows[url]
-
-
 # --- The flush --------------------------------------------------------------------------------------------------
 
 
@@ -242,7 +158,7 @@ def flush(noted_at: float | None = None) -> None:
 
     `noted_at` (time.monotonic() of the first commit in the window) feeds the broadcast-lag histogram.
     """
-    window = _window()
+    window = coalescing.window()
     user_ids = window.drain()
     boards = current_boards()
     previous = window.swap_last({period: board.entries_json for period, board in boards.items()})
@@ -316,46 +232,4 @@ def _log_failure(future: Any) -> None:
 
 
 _viewer_loop: asyncio.AbstractEventLoop | None = None
-
-
-class _Flusher:
-    """One daemon thread per process that waits out the window, then flushes; it owns a private event loop
-    so the Redis channel layer keeps one connection pool for all broadcasts from this process."""
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition()
-        self._deadline: float | None = None
-        self._thread: threading.Thread | None = None
-        self.noted_at: float | None = None
-        self.loop = asyncio.new_event_loop()
-
-    def schedule(self, delay: float) -> None:
-        with self._condition:
-            if self._deadline is None:
-                self._deadline = time.monotonic() + delay
-                self.noted_at = time.monotonic()
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="scoreboard-broadcast", daemon=True)
-                self._thread.start()
-            self._condition.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._condition:
-                while self._deadline is None or self._deadline > time.monotonic():
-                    timeout = None if self._deadline is None else self._deadline - time.monotonic()
-                    self._condition.wait(timeout)
-                self._deadline, noted_at = None, self.noted_at
-            try:
-                flush(noted_at)
-            except Exception:  # noqa: BLE001 - keep the thread alive for the next change
-                logger.exception("Live broadcast failed")
-            with self._condition:
-                idle = self._deadline is None
-            if idle:
-                # Keep this thread's database connection while changes keep coming; close it when they stop, so
-                # it never idles open (or blocks dropping a test database).
-                connections.close_all()
-
-
-_flusher = _Flusher()
+_flusher = coalescing.Flusher(flush)

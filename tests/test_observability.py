@@ -1,9 +1,7 @@
-import json
 import logging
 
 import pytest
 
-from scores import services
 
 pytestmark = pytest.mark.django_db
 
