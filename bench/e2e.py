@@ -47,7 +47,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
 from fanout import cpu_seconds, recreate_database  # noqa: E402
-from ws_viewer import Received, ViewerProcess, board_rows, board_spreads  # noqa: E402
+from ws_viewer import Received, ViewerProcess, board_rows, board_spreads, delivery_latencies  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
@@ -238,19 +238,8 @@ def integrity(stack_env: dict[str, str], acknowledged: list[str]) -> dict:
 
 
 def delivery(viewers: list[Received], completions: list[tuple[int, float]], final_rows: list) -> dict:
-    import bisect
-
     sample = random.Random(7).sample(completions, min(len(completions), 200))
-    latencies: list[float] = []
-    undelivered = 0
-    for viewer in viewers:
-        versions = [version for version, _ in viewer.received]
-        for version, committed in sample:
-            index = bisect.bisect_left(versions, version)
-            if index == len(versions):
-                undelivered += 1
-            else:
-                latencies.append(viewer.received[index][1] - committed)
+    latencies, undelivered = delivery_latencies(viewers, sample)
     missing_final = 0
     for viewer in viewers:
         if board_rows(viewer.last_board) != final_rows:

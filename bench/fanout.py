@@ -14,7 +14,6 @@ delivered the first board whose version includes it. It therefore includes the c
 import argparse
 import asyncio
 import base64
-import bisect
 import os
 import random
 import resource
@@ -34,7 +33,7 @@ import logging  # noqa: E402
 import psycopg  # noqa: E402
 
 from tests.live_servers import Daphne  # noqa: E402
-from ws_viewer import Viewer, board_spreads, connect_viewers  # noqa: E402
+from ws_viewer import Viewer, board_spreads, connect_viewers, delivery_latencies  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -173,16 +172,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 def report(args: argparse.Namespace, viewers: list[Viewer], completions: list[tuple[int, float]], final: int) -> None:
-    latencies: list[float] = []
-    undelivered = 0
-    for viewer in viewers:
-        got_versions = [version for version, _ in viewer.received]
-        for version, committed in completions:
-            index = bisect.bisect_left(got_versions, version)
-            if index == len(got_versions):
-                undelivered += 1
-            else:
-                latencies.append(viewer.received[index][1] - committed)
+    latencies, undelivered = delivery_latencies(viewers, completions)
     latencies.sort()
     spreads = board_spreads(viewers)
     missing_final = sum(1 for viewer in viewers if not viewer.received or viewer.received[-1][0] != final)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import bisect
 import json
 import multiprocessing
 import os
@@ -145,6 +146,22 @@ async def connect_viewers(ports: list[int], count: int, viewer_class: type[Viewe
         await asyncio.wait_for(asyncio.gather(*(viewer.ready for viewer in batch)), 60)
         viewers += batch
     return viewers
+
+
+def delivery_latencies(viewers: list, completions: list[tuple[int, float]]) -> tuple[list[float], int]:
+    """For every viewer and completion (version, commit time): seconds until the viewer received the first board
+    whose version includes it; and how many (viewer, completion) pairs never got one."""
+    latencies: list[float] = []
+    undelivered = 0
+    for viewer in viewers:
+        versions = [version for version, _ in viewer.received]
+        for version, committed in completions:
+            index = bisect.bisect_left(versions, version)
+            if index == len(versions):
+                undelivered += 1
+            else:
+                latencies.append(viewer.received[index][1] - committed)
+    return latencies, undelivered
 
 
 def board_spreads(viewers: list) -> list[float]:
