@@ -10,6 +10,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -71,3 +73,36 @@ def database_url(settings_dict: dict) -> str:
     host = settings_dict.get("HOST") or "127.0.0.1"
     port = settings_dict.get("PORT") or "5432"
     return f"postgres://{credentials}{host}:{port}/{settings_dict['NAME']}"
+
+
+def live_env(**overrides: str) -> dict[str, str]:
+    """The environment of servers sharing this test's PostgreSQL database and Redis. Skips the test when either
+    is missing (the postgres/redis markers already fail that under CI=true). The abuse limits are lifted: bursts
+    from one address are these tests' subject, and tests/security covers the limits."""
+    import pytest
+    from django.conf import settings
+    from django.db import connection
+
+    if not settings.REDIS_URL or connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL and Redis")
+    return {
+        "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
+        "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0",
+        # Counts held by a killed server linger until their TTL; they must not refuse the next run's sockets.
+        "MAX_CONNECTIONS_PER_IP": "1000000",
+        **overrides,
+    }
+
+
+@contextmanager
+def daphne_pair(env: dict[str, str]) -> Iterator[list[Daphne]]:
+    """Two ready daphne processes (A and B); their output is printed when the test fails."""
+    pair = [Daphne(env), Daphne(env)]
+    try:
+        for server in pair:
+            server.wait_ready()
+        yield pair
+    finally:
+        for name, server in zip("AB", pair):
+            print(f"--- daphne {name} (shown when a test fails) ---\n{server.output()}")
+            server.stop()

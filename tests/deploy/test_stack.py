@@ -15,13 +15,12 @@ import httpx
 import pytest
 import redis
 from django.conf import settings as django_settings
-from django.db import connection
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
 from deploy.stack import Stack
-from tests.live_servers import database_url
+from tests.live_servers import live_env
 
 pytestmark = [
     pytest.mark.postgres,
@@ -33,15 +32,12 @@ pytestmark = [
 
 @pytest.fixture
 def stack(django_db_setup, django_db_blocker):
-    if not django_settings.REDIS_URL or connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
     # Its own Redis key prefix (boards, counters, layer), deleted afterwards.
     prefix = f"stack-test-{secrets.token_hex(6)}"
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "REDIS_KEY_PREFIX": prefix,
-           "DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(60), "SECURE_SSL_REDIRECT": "false",
-           "JWT_SIGNING_KEY": django_settings.SIMPLE_JWT["SIGNING_KEY"], "LOG_LEVEL": "WARNING",
-           "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0"}
+    env = live_env(
+        REDIS_KEY_PREFIX=prefix, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(60), SECURE_SSL_REDIRECT="false",
+        JWT_SIGNING_KEY=django_settings.SIMPLE_JWT["SIGNING_KEY"], LOG_LEVEL="WARNING",
+    )
     running = Stack(mode="split", wsgi_workers=2, asgi_processes=1, env=env)
     try:
         running.start()

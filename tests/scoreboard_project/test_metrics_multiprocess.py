@@ -6,12 +6,10 @@ import asyncio
 
 import httpx
 import pytest
-from django.conf import settings as django_settings
-from django.db import connection
 from prometheus_client.parser import text_string_to_metric_families
 
 from scores import broadcast
-from tests.live_servers import Daphne, database_url
+from tests.live_servers import Daphne, daphne_pair, live_env
 from tests.scores.test_broadcast_e2e import SseViewer, WsViewer, complete_over_http
 
 pytestmark = [
@@ -25,21 +23,10 @@ pytestmark = [
 
 @pytest.fixture
 def servers(django_db_setup, django_db_blocker, tmp_path):
-    if not django_settings.REDIS_URL or connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "PROMETHEUS_MULTIPROC_DIR": str(tmp_path),
-           "DB_POOL": "true",  # the production ASGI configuration (deploy/stack.py) "LIVE_COALESCE_MS": "50", "RATE_LIMITS_ENABLED": "false",
-           "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0", "MAX_CONNECTIONS_PER_IP": "1000000"}
-    pair = [Daphne(env), Daphne(env)]
-    try:
-        for server in pair:
-            server.wait_ready()
+    # DB_POOL: the production ASGI configuration (deploy/stack.py).
+    env = live_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path), DB_POOL="true", LIVE_COALESCE_MS="50")
+    with daphne_pair(env) as pair:
         yield pair
-    finally:
-        for name, server in zip("AB", pair):
-            print(f"--- daphne {name} (shown when a test fails) ---\n{server.output()}")
-            server.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -12,14 +12,12 @@ import httpx
 import pytest
 import pytest_asyncio
 from channels.db import database_sync_to_async
-from django.conf import settings as django_settings
-from django.db import connection
 from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 
 from scores import broadcast, leaderboard, services
 from scores.models import ActionType
-from tests.live_servers import Daphne, database_url
+from tests.live_servers import Daphne, daphne_pair, live_env
 
 pytestmark = [
     pytest.mark.asyncio,
@@ -32,23 +30,8 @@ pytestmark = [
 
 @pytest.fixture
 def servers(django_db_setup, django_db_blocker):
-    if not django_settings.REDIS_URL or connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL and Redis")  # the markers already fail this in CI
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "LIVE_COALESCE_MS": "100", "DEBUG": "true",
-           # The bursts below are this test's subject, not abuse: limits are tested in tests/security.
-           "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0",
-           # Counts held by a killed server linger until their TTL; they must not refuse the next run's sockets.
-           "MAX_CONNECTIONS_PER_IP": "1000000"}
-    pair = [Daphne(env), Daphne(env)]
-    try:
-        for server in pair:
-            server.wait_ready()
+    with daphne_pair(live_env(LIVE_COALESCE_MS="100", DEBUG="true")) as pair:
         yield pair
-    finally:
-        for name, server in zip("AB", pair):
-            print(f"--- daphne {name} (shown when a test fails) ---\n{server.output()}")
-            server.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -228,9 +211,7 @@ async def test_burst_of_50_completions_arrives_as_far_fewer_messages_ending_on_t
 
 
 async def test_idle_socket_gets_a_heartbeat_ping_from_the_server(django_db_setup):
-    env = {"DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": django_settings.REDIS_URL,
-           "LIVE_ALLOW_ANONYMOUS": "true"}
-    server = Daphne(env, extra_args=("--ping-interval", "1"))  # daphne's default is every 20 s
+    server = Daphne(live_env(LIVE_ALLOW_ANONYMOUS="true"), extra_args=("--ping-interval", "1"))  # default: every 20 s
     try:
         server.wait_ready()
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
