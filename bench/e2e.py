@@ -46,7 +46,7 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
-from fanout import cpu_seconds, recreate_database  # noqa: E402
+from fanout import cpu_seconds, forget_redis_keys, recreate_database  # noqa: E402
 from ws_viewer import Received, ViewerProcess, board_rows, board_spreads, delivery_latencies  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
@@ -309,6 +309,14 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
         await viewers.clear()
         acknowledged: list[str] = []
         acknowledged_at: dict[str, float] = {}
+
+        async def complete(client: Http, token: str, action_id: str) -> int:
+            status, _ = await client.request("PUT", f"/api/v1/users/me/actions/{action_id}", token,
+                                             b'{"status": "completed"}')
+            if status == 200:
+                acknowledged.append(action_id)
+                acknowledged_at[action_id] = time.time()
+            return status
         queue = list(started)
         random.Random(1).shuffle(queue)
 
@@ -316,12 +324,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             if not queue:
                 return None
             token, action_id = queue.pop()
-            status, body = await client.request("PUT", f"/api/v1/users/me/actions/{action_id}", token,
-                                                b'{"status": "completed"}')
-            if status == 200:
-                acknowledged.append(action_id)
-                acknowledged_at[action_id] = time.time()
-            return status
+            return await complete(client, token, action_id)
 
         lag_before = await broadcast_lag_buckets(port)
         pids = [pid for group in stack.pids().values() for pid in group]
@@ -343,12 +346,7 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             if status != 201:
                 return status
             action_id = json.loads(body)["actionId"]
-            status, _ = await client.request("PUT", f"/api/v1/users/me/actions/{action_id}", token,
-                                             b'{"status": "completed"}')
-            if status == 200:
-                acknowledged.append(action_id)
-                acknowledged_at[action_id] = time.time()
-            return status
+            return await complete(client, token, action_id)
 
         result["cycles"] = await hammer(port, min(args.connections, len(tokens)), args.seconds, cycle_one)
         print(f"start+complete cycles: {result['cycles']['per_second']}/s", flush=True)
@@ -474,7 +472,7 @@ def main() -> None:
     began = time.monotonic()
     try:
         for mode in args.modes:
-            forget_redis_keys()
+            forget_redis_keys(BENCH_PREFIX)
             recreate_database(os.environ["DATABASE_URL"])
             tokens = prepare(args.users)
             from django.db import connection
@@ -482,7 +480,7 @@ def main() -> None:
             connection.close()
             results.append(asyncio.run(run_mode(mode, args, tokens, dict(os.environ))))
     finally:
-        forget_redis_keys()
+        forget_redis_keys(BENCH_PREFIX)
     print_table(results, args)
     record = {
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": round(time.monotonic() - began),
@@ -494,14 +492,6 @@ def main() -> None:
     for path in (RESULTS / f"e2e-{stamp}.json", RESULTS / "e2e-latest.json"):
         path.write_text(json.dumps(record, indent=2) + "\n")
     print(f"\nwritten: bench/results/e2e-{stamp}.json ({record['seconds']} s)")
-
-
-def forget_redis_keys() -> None:
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter(f"{BENCH_PREFIX}:*", count=1000):
-        client.delete(key)
 
 
 if __name__ == "__main__":

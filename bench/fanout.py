@@ -214,11 +214,12 @@ def main() -> None:
         forget_redis_keys()
 
 
-def forget_redis_keys() -> None:
+def forget_redis_keys(prefix: str = BENCH_PREFIX) -> None:
+    """Delete the bench's Redis keys (everything under `prefix`, never anything else) in REDIS_URL."""
     import redis
 
     client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    for key in client.scan_iter(f"{BENCH_PREFIX}:*", count=1000):
+    for key in client.scan_iter(f"{prefix}:*", count=1000):
         client.delete(key)
 
 
