@@ -1,98 +1,124 @@
-"""The two statements every score change runs, each in one round trip: the total's increment and the ledger row.
+"""Every score change in one round trip on PostgreSQL: the action's new state, the total's increment, the ledger row
+and the user's period totals.
 
-Called only by scores.services, inside its transaction. Raw SQL here because the ORM cannot say either in one
-statement (UPDATE ... RETURNING; INSERT with the user's period totals read in the same statement); table and
-column names come from the models.
+Called only by scores.services, inside its transaction, with the user's row already locked. Raw SQL here because
+the ORM cannot say it in one statement (data-modifying CTEs; the period totals read in the same statement); table
+and column names come from the models, and each statement's text is built once per process.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import Max, Q, Sum
+from django.db.models import F, Max, Q, Sum
 
 from scores.exceptions import UserNotFound
 from scores.leaderboard.periods import Window
-from scores.models import ScoreEvent
+from scores.models import Action, ScoreEvent
 
 User = get_user_model()
 
 
-def increment_score(user_id: Any, delta: int, now: datetime) -> tuple[int, bool, str]:
-    """score += delta; returns (new total, is_banned, username). Takes the user's row lock. Raises UserNotFound."""
-    meta, quote = User._meta, connection.ops.quote_name
-    score, updated, banned, username, pk = (
-        meta.get_field(name) for name in ("score", "score_updated_at", "is_banned", "username", "id")
+@dataclass(frozen=True)
+class Change:
+    event_id: int  # the ledger row's id: the boards' version
+    total: int
+    banned: bool
+    username: str
+    period_totals: dict[str, tuple[int, datetime]]  # window key -> (total, last change), this change included
+
+
+def change_score(
+    *, user_id: Any, delta: int, reason: str, at: datetime, windows: list[Window], multiplier: Decimal = Decimal(1),
+    action_id: Any = None, action_changes: dict[str, Any] | None = None,
+) -> Change:
+    """Set `action_changes` on the action, add `delta` to the user's total and append the ledger row.
+
+    The caller holds the user's row lock, so the period totals read here (for `windows`) miss no change of theirs
+    and none can slip in. Raises UserNotFound.
+    """
+    changes = action_changes or {}
+    if connection.vendor == "postgresql":
+        return _change_in_one_statement(user_id, delta, reason, at, windows, multiplier, action_id, changes)
+    if changes:
+        Action.objects.filter(pk=action_id).update(**changes)
+    updated = User.objects.filter(pk=user_id).update(score=F("score") + delta, score_updated_at=at)
+    row = User.objects.filter(pk=user_id).values_list("score", "is_banned", "username").first() if updated else None
+    if row is None:
+        raise UserNotFound(userId=str(user_id))
+    event = ScoreEvent.objects.create(
+        user_id=user_id, action_id=action_id, delta=delta, resulting_total=row[0], reason=reason,
+        multiplier=multiplier, created_at=at,
     )
-    sql = (
-        f"UPDATE {quote(meta.db_table)} SET {quote(score.column)} = {quote(score.column)} + %s, "
-        f"{quote(updated.column)} = %s WHERE {quote(pk.column)} = %s "
-        f"RETURNING {quote(score.column)}, {quote(banned.column)}, {quote(username.column)}"
-    )
-    params = [delta, updated.get_db_prep_save(now, connection), pk.get_db_prep_save(user_id, connection)]
+    found = _totals_before(user_id, windows, exclude_id=event.pk)
+    return Change(event.pk, row[0], row[1], row[2], _with_this_change(windows, found, delta, at))
+
+
+def _with_this_change(windows: list[Window], found: list, delta: int, at: datetime) -> dict[str, tuple[int, datetime]]:
+    # SUM of a bigint column is a numeric (Decimal) in PostgreSQL
+    return {window.key: (int(before or 0) + delta, at if last is None else max(last, at))
+            for window, (before, last) in zip(windows, found)}
+
+
+def _change_in_one_statement(
+    user_id: Any, delta: int, reason: str, at: datetime, windows: list[Window], multiplier: Decimal, action_id: Any,
+    changes: dict[str, Any],
+) -> Change:
+    params: list[Any] = []
+    if changes:
+        params += [*changes.values(), action_id]
+    params += [delta, at, user_id, user_id, action_id, delta, reason, multiplier, at]
+    for window in windows:
+        params += [window.start, window.end, window.start, window.end]
+    params.append(user_id)
+    if windows:
+        params += [min(w.start for w in windows), max(w.end for w in windows)]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_one_statement_sql(tuple(changes), len(windows)), params)
         row = cursor.fetchone()
     if row is None:
         raise UserNotFound(userId=str(user_id))
-    return int(row[0]), bool(row[1]), row[2]
+    found = [(row[4 + 2 * index], row[5 + 2 * index]) for index in range(len(windows))]
+    return Change(row[0], int(row[1]), bool(row[2]), row[3], _with_this_change(windows, found, delta, at))
 
 
-def append(
-    *, user_id: Any, action_id: Any, delta: int, total: int, reason: str, multiplier: Decimal, at: datetime,
-    windows: list[Window],
-) -> tuple[int, dict[str, tuple[int, datetime]]]:
-    """Insert the ledger row; returns its id and, per window in `windows`, the user's (total, last change) in it
-    with this row included. Run after increment_score: under the user's row lock, so no change of theirs is
-    missing from the totals and none can slip in.
-    """
-    values = {
-        "user_id": user_id, "action_id": action_id, "delta": delta, "resulting_total": total, "reason": reason,
-        "multiplier": multiplier, "created_at": at,
-    }
-    if connection.vendor == "postgresql":
-        event_id, found = _insert_with_totals(values, windows)
-    else:  # one statement cannot both insert and read the table's older rows there: two
-        event_id = ScoreEvent.objects.create(**values).pk
-        found = _totals_before(user_id, windows, exclude_id=event_id)
-    totals = {}
-    for window, (before, last) in zip(windows, found):
-        # SUM of a bigint column is a numeric (Decimal) in PostgreSQL
-        totals[window.key] = (int(before or 0) + delta, at if last is None else max(last, at))
-    return event_id, totals
+@cache
+def _one_statement_sql(action_fields: tuple[str, ...], window_count: int) -> str:
+    quote = connection.ops.quote_name
 
+    def column(model: Any, name: str) -> str:
+        return quote(model._meta.get_field(name).column)
 
-def _insert_with_totals(values: dict, windows: list[Window]) -> tuple[int, list[tuple[int | None, datetime | None]]]:
-    meta, quote = ScoreEvent._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in values]
-    table, pk = quote(meta.db_table), quote(meta.pk.column)
-    user, created = (quote(meta.get_field(name).column) for name in ("user", "created_at"))
-    delta = quote(meta.get_field("delta").column)
-    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values())]
-    columns = [f"new_row.{pk}"]
-    for window in windows:
+    user_table, event_table = quote(User._meta.db_table), quote(ScoreEvent._meta.db_table)
+    score, banned, username = (column(User, name) for name in ("score", "is_banned", "username"))
+    event_pk, created, delta = quote(ScoreEvent._meta.pk.column), column(ScoreEvent, "created_at"), column(ScoreEvent, "delta")
+    event_user = column(ScoreEvent, "user")
+    inserted = ", ".join(column(ScoreEvent, name) for name in (
+        "user", "action", "delta", "resulting_total", "reason", "multiplier", "created_at"))
+    ctes = []
+    if action_fields:
+        assignments = ", ".join(f"{column(Action, name)} = %s" for name in action_fields)
+        ctes.append(f"action_row AS (UPDATE {quote(Action._meta.db_table)} SET {assignments} "
+                    f"WHERE {quote(Action._meta.pk.column)} = %s)")
+    ctes.append(f"total AS (UPDATE {user_table} SET {score} = {score} + %s, {column(User, 'score_updated_at')} = %s "
+                f"WHERE {quote(User._meta.pk.column)} = %s RETURNING {score}, {banned}, {username})")
+    ctes.append(f"new_row AS (INSERT INTO {event_table} ({inserted}) SELECT %s, %s, %s, total.{score}, %s, %s, %s "
+                f"FROM total RETURNING {event_pk})")
+    columns = [f"new_row.{event_pk}", f"total.{score}", f"total.{banned}", f"total.{username}"]
+    for _ in range(window_count):
         inside = f"(WHERE older.{created} >= %s AND older.{created} < %s)"
         columns += [f"SUM(older.{delta}) FILTER {inside}", f"MAX(older.{created}) FILTER {inside}"]
-        params += [window.start, window.end, window.start, window.end]
-    # The outer SELECT reads the snapshot taken when this statement began: the new row is not in it.
-    join = f"older.{user} = %s"
-    params.append(values["user_id"])
-    if windows:
-        join += f" AND older.{created} >= %s AND older.{created} < %s"
-        params += [min(w.start for w in windows), max(w.end for w in windows)]
-    else:
-        join += " AND FALSE"
-    sql = (
-        f"WITH new_row AS (INSERT INTO {table} ({', '.join(quote(field.column) for field in fields)}) "
-        f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {pk}) "
-        f"SELECT {', '.join(columns)} FROM new_row LEFT JOIN {table} older ON {join} GROUP BY new_row.{pk}"
+    # Every part of the statement reads the snapshot taken when it began: the new row is not among `older`.
+    join = f"older.{event_user} = %s" + (f" AND older.{created} >= %s AND older.{created} < %s" if window_count
+                                          else " AND FALSE")
+    return (
+        f"WITH {', '.join(ctes)} SELECT {', '.join(columns)} FROM new_row CROSS JOIN total "
+        f"LEFT JOIN {event_table} older ON {join} GROUP BY {', '.join(columns[:4])}"
     )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        row = cursor.fetchone()
-    return row[0], [(row[1 + 2 * index], row[2 + 2 * index]) for index in range(len(windows))]
 
 
 def _totals_before(user_id: Any, windows: list[Window], *, exclude_id: int) -> list[tuple[int | None, datetime | None]]:

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from scoreboard_project import metrics
-from scores import anticheat, broadcast, leaderboard, ledger
+from scores import anticheat, broadcast, leaderboard, ledger, locking
 from scores.exceptions import (
     AccountInactive,
     ActionNotCompleted,
@@ -69,18 +69,15 @@ def complete_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
     marked expired).
     """
     with transaction.atomic():
-        action = _lock_action(user=user, action_id=action_id)
+        # The owner's row is locked with the action, so the payment's one statement reads their ledger rows with
+        # no change of theirs in flight (and the daily cap counts under the same lock).
+        action = _lock_action(user=user, action_id=action_id, lock_owner=True)
         now = timezone.now()
         _expire_if_overdue(action, now)
         if action.status == Action.Status.STARTED:
             if now < action.earliest_completion_at:
                 raise ActionTooFast(action.earliest_completion_at, (action.earliest_completion_at - now).total_seconds())
-            if action.action_type.daily_cap is not None:
-                # Locked after the action (the one lock order everywhere): the daily cap counts under this lock.
-                # Without a cap there is nothing to count first: the score UPDATE in _change_score takes the same
-                # row lock, in the same order, before the suspicion checks count anything.
-                _lock_user(action.user_id)
-                anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
+            anticheat.ensure_under_daily_cap(user_id=action.user_id, action_type=action.action_type, now=now)
             _pay(action, now)
             anticheat.flag_if_suspicious(action=action, now=now)
             return action
@@ -92,7 +89,7 @@ def cancel_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
     """Cancel a started action; it pays nothing. Raises ActionNotFound, NotYourAction, UserBanned, AccountInactive,
     ActionNotStarted."""
     with transaction.atomic():
-        action = _lock_action(user=user, action_id=action_id)
+        action = _lock_action(user=user, action_id=action_id, lock_owner=False)
         _expire_if_overdue(action, timezone.now())
         if action.status == Action.Status.STARTED:
             action.status = Action.Status.CANCELLED
@@ -134,11 +131,11 @@ def void_action(*, action_id: uuid.UUID | str) -> Action:
             raise ActionNotFound(actionId=str(action_id)) from None
         if action.status != Action.Status.COMPLETED:
             raise ActionNotCompleted(action.status)
+        _lock_user(action.user_id)  # after the action: the one lock order everywhere
         action.status = Action.Status.VOIDED
-        action.save(update_fields=["status"])
         _change_score(
             user_id=action.user_id, delta=-action.points_awarded, action=action,
-            reason=ScoreEvent.Reason.ACTION_VOIDED, now=timezone.now(),
+            reason=ScoreEvent.Reason.ACTION_VOIDED, now=timezone.now(), action_changes={"status": action.status},
         )
         return action
 
@@ -150,19 +147,22 @@ def _lock_user(user_id: Any) -> Any:
         raise UserNotFound(userId=str(user_id)) from None
 
 
-def _lock_action(*, user: Any, action_id: uuid.UUID | str) -> Action:
+def _lock_action(*, user: Any, action_id: uuid.UUID | str, lock_owner: bool) -> Action:
     # The row lock makes concurrent completions of one action queue up; the first pays, the rest see `completed`.
-    # The owner's row comes along (not locked) for the account check, which spares the API a user query.
+    # The owner's row comes along for the account check, which spares the API a user query.
     try:
-        action = (
-            Action.objects.select_for_update(of=("self",)).select_related("action_type", "user").get(pk=action_id)
-        )
-    except (Action.DoesNotExist, ValidationError, ValueError):
+        action = locking.lock_action(_as_uuid(action_id), lock_owner=lock_owner)
+    except (Action.DoesNotExist, ValueError):
         raise ActionNotFound(actionId=str(action_id)) from None
     if action.user_id != user.pk:
         raise NotYourAction(actionId=str(action_id))
     _ensure_may_play(action.user)
     return action
+
+
+def _as_uuid(value: uuid.UUID | str) -> uuid.UUID:
+    # Checked before the database sees it: PostgreSQL would refuse a malformed id and abort the transaction.
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))
 
 
 def _ensure_may_play(player: Any) -> None:
@@ -186,34 +186,34 @@ def _pay(action: Action, now: Any) -> None:
     action.status = Action.Status.COMPLETED
     action.completed_at = now
     action.points_awarded = points
-    action.save(update_fields=["status", "completed_at", "points_awarded"])
     # The payer's new total, for the response (saves the API a read of the user after the transaction).
     action.resulting_total = _change_score(
         user_id=action.user_id, delta=points, action=action, reason=ScoreEvent.Reason.ACTION_COMPLETED, now=now,
-        multiplier=multiplier,
+        multiplier=multiplier, action_changes={"status": action.status, "completed_at": now, "points_awarded": points},
     )
     transaction.on_commit(partial(metrics.count_completion, action.action_type.code, points))
 
 
 def _change_score(
-    *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1)
+    *, user_id: Any, delta: int, action: Action | None, reason: str, now: Any, multiplier: Decimal = Decimal(1),
+    action_changes: dict[str, Any] | None = None,
 ) -> int:
-    # The only place a total changes: the increment happens in SQL, and the ledger row records the result.
-    total, banned, username = ledger.increment_score(user_id, delta, now)
-    # The Redis boards' period totals come back with the ledger row, read under the row lock the increment took.
-    event_id, period_totals = ledger.append(
-        user_id=user_id, action_id=action.pk if action else None, delta=delta, total=total, reason=reason,
-        multiplier=multiplier, at=now, windows=[] if banned else leaderboard.windows_to_total(now),
+    # The only place a total changes, under the user's row lock the caller took: the action's new state, the
+    # increment and the ledger row in one statement, which also returns the Redis boards' period totals.
+    change = ledger.change_score(
+        user_id=user_id, delta=delta, reason=reason, at=now, windows=leaderboard.windows_to_total(now),
+        multiplier=multiplier, action_id=action.pk if action else None, action_changes=action_changes,
     )
-    snapshot = None if banned else leaderboard.snapshot_for_change(
-        user_id=user_id, username=username, total=total, version=event_id, at=now, period_totals=period_totals
+    snapshot = None if change.banned else leaderboard.snapshot_for_change(
+        user_id=user_id, username=change.username, total=change.total, version=change.event_id, at=now,
+        period_totals=change.period_totals,
     )
     # Caches and viewers hear of the change only once it is durable, and never while the row locks are held.
     transaction.on_commit(partial(
-        _after_score_change, user_id=user_id, score=total, reached_at=now, banned=banned, snapshot=snapshot,
-        action=action,
+        _after_score_change, user_id=user_id, score=change.total, reached_at=now, banned=change.banned,
+        snapshot=snapshot, action=action,
     ))
-    return total
+    return change.total
 
 
 def _after_score_change(

@@ -249,13 +249,13 @@ def test_the_snapshot_read_in_the_change_transaction_equals_the_one_read_after_c
     _complete(alice, times=3)
     now = timezone.now()
     with transaction.atomic():
-        total, _, username = ledger.increment_score(alice.pk, 7, now)
-        version, period_totals = ledger.append(
-            user_id=alice.pk, action_id=None, delta=7, total=total, reason=ScoreEvent.Reason.ACTION_COMPLETED,
-            multiplier=1, at=now, windows=leaderboard.windows_to_total(now),
+        change = ledger.change_score(
+            user_id=alice.pk, delta=7, reason=ScoreEvent.Reason.ACTION_COMPLETED, at=now,
+            windows=leaderboard.windows_to_total(now),
         )
         in_transaction = leaderboard.snapshot_for_change(
-            user_id=alice.pk, username=username, total=total, version=version, at=now, period_totals=period_totals
+            user_id=alice.pk, username=change.username, total=change.total, version=change.event_id, at=now,
+            period_totals=change.period_totals,
         )
     windows = periods.all_containing(now)
     after_commit = redis_board._snapshot(alice.pk, windows)

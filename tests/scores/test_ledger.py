@@ -16,11 +16,11 @@ pytestmark = pytest.mark.django_db
 
 def _change(user, delta: int, at, windows) -> tuple[int, dict]:
     with transaction.atomic():
-        total, _, _ = ledger.increment_score(user.pk, delta, at)
-        return ledger.append(
-            user_id=user.pk, action_id=None, delta=delta, total=total, reason=ScoreEvent.Reason.ACTION_COMPLETED,
-            multiplier=Decimal(1), at=at, windows=windows,
+        change = ledger.change_score(
+            user_id=user.pk, delta=delta, reason=ScoreEvent.Reason.ACTION_COMPLETED, multiplier=Decimal(1), at=at,
+            windows=windows,
         )
+        return change.event_id, change.period_totals
 
 
 def test_append_returns_the_period_totals_with_the_new_row_and_only_the_windows_rows(alice, bob):
