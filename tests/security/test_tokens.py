@@ -41,6 +41,15 @@ def _refused(token: str, ledger_unchanged) -> None:
     assert not Action.objects.exists()
 
 
+def _refused_after_start(token: str, ledger_unchanged) -> None:
+    from scores.models import Action
+
+    started = Action.objects.count()
+    with ledger_unchanged():
+        assert_error(_attempt_start(token), 401, "invalid_token")
+    assert Action.objects.count() == started
+
+
 def test_token_signed_with_another_key(alice, quick_type, ledger_unchanged):
     _refused(jwt.encode(_claims(alice), "not-the-server-key-" * 4, algorithm="HS256"), ledger_unchanged)
 
@@ -61,6 +70,15 @@ def test_alg_none_token(alice, quick_type, ledger_unchanged, alg):
 def test_expired_token(alice, quick_type, ledger_unchanged):
     now = int(time.time())
     _refused(jwt.encode(_claims(alice, iat=now - 700, exp=now - 1), SIGNING_KEY, algorithm="HS256"), ledger_unchanged)
+
+
+def test_token_accepted_before_is_refused_once_expired(alice, quick_type, ledger_unchanged):
+    # The process remembers tokens it has verified; a remembered one must still expire on time.
+    expires = int(time.time()) + 2
+    token = jwt.encode(_claims(alice, exp=expires), SIGNING_KEY, algorithm="HS256")
+    assert _attempt_start(token).status_code == 201
+    time.sleep(max(0.0, expires - time.time()) + 0.05)
+    _refused_after_start(token, ledger_unchanged)
 
 
 def test_tampered_payload_keeps_the_old_signature(alice, bob, quick_type, ledger_unchanged):
