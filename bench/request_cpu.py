@@ -4,7 +4,7 @@
         .venv/bin/python bench/request_cpu.py [--requests 2000] [--profile]
 
 Django's test client drives the whole middleware stack (no server, no sockets to the client) against the real
-PostgreSQL and Redis, one request at a time, and prints the process CPU time per request for a bare Django view
+PostgreSQL and Redis, one request at a time, and prints the CPU time per request (of this process, its PostgreSQL backend and the Redis server) for a bare Django view
 (GET /healthz), the board (GET /api/v1/leaderboard) and a completion (PUT /api/v1/users/me/actions/<id>). The
 end-to-end benchmark (bench/e2e.py) can then be read against it: on 2 cores, completions/s can never exceed
 2 s / (this CPU + PostgreSQL's + Redis's + nginx's + the load generator's per completion).
@@ -27,7 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
-from fanout import forget_redis_keys, recreate_database  # noqa: E402
+from fanout import cpu_seconds, forget_redis_keys, recreate_database  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-request-cpu"
 PLAYERS = 200
@@ -74,9 +74,22 @@ def prepare() -> list[str]:
     return [str(AccessToken.for_user(user)) for user in User.objects.order_by("username")]
 
 
-def cpu_ms_per_call(calls: list, profile: bool = False) -> float:
+def server_pids() -> dict[str, int]:
+    """This process's PostgreSQL backend and the Redis server (both local: their CPU is in /proc)."""
+    import redis
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    return {"postgresql": backend, "redis": redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")["process_id"]}
+
+
+def cpu_ms_per_call(calls: list, profile: bool = False) -> dict[str, float]:
+    """CPU ms per call: this process (Python), its PostgreSQL backend, the Redis server."""
+    pids = server_pids()
     profiler = cProfile.Profile() if profile else None
-    began = time.process_time()
+    began = {"python": time.process_time(), **{name: cpu_seconds(pid) for name, pid in pids.items()}}
     if profiler:
         profiler.enable()
     for call in calls:
@@ -84,7 +97,10 @@ def cpu_ms_per_call(calls: list, profile: bool = False) -> float:
     if profiler:
         profiler.disable()
         pstats.Stats(profiler).sort_stats("cumulative").print_stats(40)
-    return round(1000 * (time.process_time() - began) / len(calls), 3)
+    ended = {"python": time.process_time(), **{name: cpu_seconds(pid) for name, pid in pids.items()}}
+    if server_pids()["postgresql"] != pids["postgresql"]:
+        sys.exit("The database connection was replaced during the run: its backend's CPU is unknown.")
+    return {name: round(1000 * (ended[name] - began[name]) / len(calls), 3) for name in began}
 
 
 def main() -> None:
@@ -123,9 +139,11 @@ def main() -> None:
                 [lambda: expect(client.get("/api/v1/leaderboard"), 200)] * args.requests),
             "PUT complete": cpu_ms_per_call([completion(*pair) for pair in started], args.profile),
         }
-        print(f"\nCPU per request in one process ({args.requests} each, PostgreSQL and Redis on loopback):")
-        for name, cpu_ms in figures.items():
-            print(f"  {name:<26} {cpu_ms:6.3f} ms")
+        print(f"\nCPU ms per request, one at a time ({args.requests} each, PostgreSQL and Redis on loopback):")
+        print(f"  {'request':<26} {'python':>8} {'postgres':>9} {'redis':>7} {'total':>7}")
+        for name, cpu in figures.items():
+            print(f"  {name:<26} {cpu['python']:8.3f} {cpu['postgresql']:9.3f} {cpu['redis']:7.3f} "
+                  f"{sum(cpu.values()):7.3f}")
     finally:
         forget_redis_keys(BENCH_PREFIX)
 

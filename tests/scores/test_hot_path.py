@@ -53,3 +53,17 @@ def test_a_completion_answers_the_rank_its_board_write_left(as_alice, as_bob, al
     assert complete(as_alice)["rank"] == 2  # 20 each: bob reached it first
     body = complete(as_alice)
     assert (body["score"], body["rank"]) == (30, 1) and leaderboard.rank_of(alice) == 1
+
+
+def test_repeated_completions_run_as_prepared_statements_on_postgresql(as_alice, warm, settings):
+    # Server-side binding (DB_SERVER_SIDE_BINDING, on by default): after DB_PREPARE_THRESHOLD runs on one
+    # connection PostgreSQL keeps the completion's statements planned instead of re-planning each one.
+    from django.db import connection
+
+    for _ in range(settings.DATABASES["default"]["OPTIONS"]["prepare_threshold"] + 1):
+        action_id = as_alice.post(ACTIONS, {"actionType": "quick"}, format="json").json()["actionId"]
+        assert as_alice.put(f"{ACTIONS}/{action_id}", {"status": "completed"}, format="json").status_code == 200
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any("scores_scoreevent" in statement for statement in prepared), prepared
