@@ -34,7 +34,6 @@ import base64
 import json
 import os
 import random
-import re
 import resource
 import statistics
 import subprocess
@@ -53,7 +52,6 @@ from ws_viewer import Received, ViewerProcess, board_rows, board_spreads, delive
 
 BENCH_PREFIX = "scoreboard-e2e"
 RESULTS = BASE_DIR / "bench" / "results"
-BOARD_RANK = re.compile(rb'"rank":\s*(?:10|[1-9])(?![0-9])')  # a completion's response ranking its payer 1-10
 
 
 def parse_args() -> argparse.Namespace:
@@ -320,7 +318,8 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             if status == 200:
                 acknowledged.append(action_id)
                 acknowledged_at[action_id] = time.time()
-                if BOARD_RANK.search(body):
+                rank = json.loads(body)["rank"]
+                if rank is not None and rank <= 10:
                     in_top_ten.add(action_id)
             return status
         queue = list(started)
