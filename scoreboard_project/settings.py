@@ -125,10 +125,11 @@ TEMPLATES = [
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend with a connection health check that costs no round trip (scoreboard_project/postgresql).
+    DATABASES["default"]["ENGINE"] = "scoreboard_project.postgresql"
     DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
-    # A reused connection is checked (SELECT 1, one round trip) at the start of each request. Off (issue 7c:
-    # measured faster under load), a connection that died with a database restart fails its next request with a
-    # 503 instead and is then dropped. Stays on with DB_POOL, where the pool relies on it to replace dead ones.
+    # A reused connection is checked at the start of each request, so one that died with a database restart is
+    # replaced instead of failing its next request with a 503. Stays on with DB_POOL, where the pool relies on it.
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True) or env_bool("DB_POOL", False)
     # A database that is down must fail a request fast (503 with Retry-After), not hang it (issue 7).
     DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)

@@ -19,7 +19,14 @@ import httpx
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
-class Daphne:
+class LiveServer:
+    """A server process on its own loopback port; `command()` is its command line, serving the socket `fd`."""
+
+    name = "server"
+
+    def command(self, fd: int, extra_args: tuple[str, ...]) -> list[str]:
+        raise NotImplementedError
+
     def __init__(self, env: dict[str, str], *, extra_args: tuple[str, ...] = ()) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -28,10 +35,9 @@ class Daphne:
         self.port = listener.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.ws_url = f"ws://127.0.0.1:{self.port}"
-        self.log = tempfile.NamedTemporaryFile(prefix=f"daphne-{self.port}-", suffix=".log", delete=False)
+        self.log = tempfile.NamedTemporaryFile(prefix=f"{self.name}-{self.port}-", suffix=".log", delete=False)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), *extra_args,
-             "scoreboard_project.asgi:application"],
+            self.command(listener.fileno(), extra_args),
             cwd=BASE_DIR, env={**os.environ, **env, "PYTHONUNBUFFERED": "1"}, pass_fds=[listener.fileno()],
             stdout=self.log, stderr=subprocess.STDOUT,
         )
@@ -41,14 +47,14 @@ class Daphne:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"daphne exited with {self.process.returncode}:\n{self.output()}")
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.output()}")
             try:
                 if httpx.get(f"{self.url}/api/v1/leaderboard", timeout=2).status_code == 200:
                     return
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
-        raise RuntimeError(f"daphne on port {self.port} not ready after {timeout} s:\n{self.output()}")
+        raise RuntimeError(f"{self.name} on port {self.port} not ready after {timeout} s:\n{self.output()}")
 
     def output(self) -> str:
         return Path(self.log.name).read_text(errors="replace")[-5000:]
@@ -63,6 +69,23 @@ class Daphne:
                 self.process.wait(timeout=10)
         self.log.close()
         os.unlink(self.log.name)
+
+
+class Daphne(LiveServer):
+    name = "daphne"
+
+    def command(self, fd: int, extra_args: tuple[str, ...]) -> list[str]:
+        return [sys.executable, "-m", "daphne", "--fd", str(fd), *extra_args, "scoreboard_project.asgi:application"]
+
+
+class Gunicorn(LiveServer):
+    """One sync worker: each request reuses the connection of the one before, as production's workers do."""
+
+    name = "gunicorn"
+
+    def command(self, fd: int, extra_args: tuple[str, ...]) -> list[str]:
+        return [sys.executable, "-m", "gunicorn", "--bind", f"fd://{fd}", "--workers", "1", *extra_args,
+                "scoreboard_project.wsgi:application"]
 
 
 def database_url(settings_dict: dict) -> str:
