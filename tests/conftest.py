@@ -5,8 +5,6 @@ with a message when the service is not configured; with CI=true they fail instea
 without them.
 """
 
-import os
-
 import pytest
 from django.conf import settings
 from django.db import connection
@@ -14,8 +12,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from scores.models import ActionType
-
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+from tests.services_available import skip_or_fail_without
 
 
 def _uses_postgres() -> bool:
@@ -29,10 +26,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("redis") and not settings.REDIS_URL:
         missing.append("Redis (set REDIS_URL=redis://...)")
     if missing:
-        message = f"needs {' and '.join(missing)}"
-        if IN_CI:
-            pytest.fail(f"CI=true but this test {message}")
-        pytest.skip(message)
+        skip_or_fail_without(f"needs {' and '.join(missing)}")
 
 
 @pytest.fixture

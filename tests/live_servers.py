@@ -16,6 +16,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.services_available import skip_or_fail_without
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -99,15 +101,14 @@ def database_url(settings_dict: dict) -> str:
 
 
 def live_env(**overrides: str) -> dict[str, str]:
-    """The environment of servers sharing this test's PostgreSQL database and Redis. Skips the test when either
-    is missing (the postgres/redis markers already fail that under CI=true). The abuse limits are lifted: bursts
-    from one address are these tests' subject, and tests/security covers the limits."""
-    import pytest
+    """The environment of servers sharing this test's PostgreSQL database and Redis. Without either the test
+    skips, or fails under CI=true. The abuse limits are lifted: bursts from one address are these tests' subject,
+    and tests/security covers the limits."""
     from django.conf import settings
     from django.db import connection
 
     if not settings.REDIS_URL or connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL and Redis")
+        skip_or_fail_without("needs PostgreSQL and Redis")
     return {
         "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
         "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0",
