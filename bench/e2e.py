@@ -21,8 +21,8 @@ Per layout (`split`: nginx -> gunicorn for HTTP + daphne for /ws/ and SSE; `daph
 7. integrity: verify_scores (ledger equals totals, each action paid at most once), every acknowledged completion
    paid exactly once, check_leaderboard (Redis board equals the database).
 Prints one table and writes bench/results/e2e-<timestamp>.json (and e2e-latest.json).
-The load generator is a small raw-asyncio HTTP/1.1 keep-alive client; the viewers (bench/ws_viewer.py) run in a
-child process at a lower priority, with kernel receipt times. Both cost the shared 2 cores as little as possible;
+The load generator is a small raw-asyncio HTTP/1.1 keep-alive client (bench/http_load.py); the viewers
+(bench/ws_viewer.py) run in a child process at a lower priority, with kernel receipt times. Both cost the shared 2 cores as little as possible;
 every loop is bounded in count and time.
 """
 
@@ -48,6 +48,7 @@ sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
 from fanout import cpu_seconds, forget_redis_keys, recreate_database  # noqa: E402
+from http_load import Http, hammer, ms, pct  # noqa: E402
 from ws_viewer import Received, ViewerProcess, board_rows, board_spreads, delivery_latencies  # noqa: E402
 
 BENCH_PREFIX = "scoreboard-e2e"
@@ -82,102 +83,6 @@ def parse_args() -> argparse.Namespace:
 
 
 # --- A minimal HTTP/1.1 keep-alive client ---------------------------------------------------------------------
-
-
-class Http:
-    """One keep-alive connection; `request` returns (status, body). Reconnects when the server closes."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-
-    async def request(self, method: str, path: str, token: str | None = None, body: bytes = b"") -> tuple[int, bytes]:
-        for attempt in range(2):
-            if self.writer is None:
-                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
-            head = f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-            if token:
-                head += f"Authorization: Bearer {token}\r\n"
-            if body or method in ("POST", "PUT"):
-                head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            self.writer.write(head.encode() + b"\r\n" + body)
-            try:
-                return await self._response()
-            except (ConnectionError, asyncio.IncompleteReadError):
-                self.close()
-                if attempt:
-                    raise
-        raise AssertionError("unreachable")
-
-    async def _response(self) -> tuple[int, bytes]:
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        headers = {}
-        for line in lines[1:]:
-            if ":" in line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        if "content-length" in headers:
-            body = await self.reader.readexactly(int(headers["content-length"]))
-        elif headers.get("transfer-encoding", "").lower() == "chunked":
-            body = b""
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).strip().split(b";")[0], 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                body += chunk[:-2]
-        else:
-            body = await self.reader.read()
-            self.close()
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, body
-
-    def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-        self.reader = self.writer = None
-
-
-def pct(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-async def hammer(port: int, connections: int, seconds: float, make_request) -> dict:
-    """Run `make_request(client, index)` on `connections` keep-alive connections for `seconds`; count and time."""
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    until = time.monotonic() + seconds
-
-    async def loop(index: int) -> None:
-        client = Http(port)
-        try:
-            while time.monotonic() < until:
-                began = time.perf_counter()
-                status = await make_request(client, index)
-                if status is None:
-                    return
-                latencies.append(time.perf_counter() - began)
-                statuses[status] = statuses.get(status, 0) + 1
-        finally:
-            client.close()
-
-    began = time.monotonic()
-    await asyncio.gather(*(loop(index) for index in range(connections)))
-    elapsed = time.monotonic() - began
-    return {"requests": len(latencies), "seconds": round(elapsed, 2), "per_second": round(len(latencies) / elapsed, 1),
-            "p50_ms": ms(pct(latencies, 0.50)), "p95_ms": ms(pct(latencies, 0.95)), "p99_ms": ms(pct(latencies, 0.99)),
-            "statuses": {str(k): v for k, v in sorted(statuses.items())}}
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 1)
 
 
 # --- Setup -------------------------------------------------------------------------------------------------------
