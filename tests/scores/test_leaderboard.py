@@ -45,12 +45,12 @@ def test_period_boards_sum_only_the_window(anon, alice, bob, make_user, quick_ty
     _complete(carol, times=1)  # 10
     now = datetime.now(timezone.utc)
     week = periods.containing("weekly", now)
-    # Two of alice's rows happened before this ISO week, one of bob's before today but (if possible) this week.
+    # Two of alice's rows happened before this ISO week; one of bob's yesterday, which on a Monday is last week.
     old = ScoreEvent.objects.filter(user=alice).order_by("id")[:2].values_list("id", flat=True)
     ScoreEvent.objects.filter(id__in=list(old)).update(created_at=week.start - timedelta(seconds=1))
+    yesterday = periods.containing("daily", now).start - timedelta(hours=1)
     bob_row = ScoreEvent.objects.filter(user=bob).order_by("id").first()
-    yesterday_or_this_week = max(week.start, periods.containing("daily", now).start - timedelta(hours=1))
-    ScoreEvent.objects.filter(pk=bob_row.pk).update(created_at=yesterday_or_this_week)
+    ScoreEvent.objects.filter(pk=bob_row.pk).update(created_at=yesterday)
 
     all_time = anon.get("/api/v1/leaderboard").json()
     weekly = anon.get("/api/v1/leaderboard?period=weekly").json()
@@ -58,7 +58,7 @@ def test_period_boards_sum_only_the_window(anon, alice, bob, make_user, quick_ty
 
     assert _names(all_time) == [("alice", 30), ("bob", 20), ("carol", 10)]
     assert (all_time["period"], weekly["period"], daily["period"]) == ("all-time", "weekly", "daily")
-    expected_week = {"alice": 10, "bob": 20 if bob_row.created_at >= week.start else 10, "carol": 10}
+    expected_week = {"alice": 10, "bob": 20 if yesterday >= week.start else 10, "carol": 10}
     assert dict(_names(weekly)) == expected_week
     assert dict(_names(daily)) == {"alice": 10, "bob": 10, "carol": 10}
 
