@@ -3,7 +3,7 @@ generator's, the viewers' and the rest of the machine, from /proc (Linux only).
 
     split = CpuSplit({"server": server_pids, "viewers": [viewer_pid]})
     ... the phase ...
-    split.per_operation_ms(completions)  # {"server": 3.1, "postgresql": 0.8, ..., "idle_percent": 2.0}
+    per_operation_ms(*split.seconds(), completions)  # {"server": 3.1, "postgresql": 0.8, ..., "idle_percent": 2.0}
 
 PostgreSQL's and Redis's processes are found by name, so the machine's shared services are counted whichever
 cluster the benchmark uses. A process that exits during the phase loses its share (and it lands in "other").
@@ -12,16 +12,17 @@ cluster the benchmark uses. A process that exits during the phase loses its shar
 import os
 from pathlib import Path
 
+from fanout import cpu_seconds
+
 _TICK = os.sysconf("SC_CLK_TCK")
 _BY_NAME = {"postgresql": "postgres", "redis": "redis-server"}
 
 
-def _ticks(pid: int) -> int:
+def _seconds(pid: int) -> float:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return int(fields[11]) + int(fields[12])
+        return cpu_seconds(pid)
+    except OSError:  # exited since it was listed
+        return 0.0
 
 
 def _pids_named(name: str) -> list[int]:
@@ -50,25 +51,27 @@ class CpuSplit:
         self._before = self._snapshot()
         self._machine_before = _machine_ticks()
 
-    def _pids(self) -> dict[str, list[int]]:
-        return {**self._parties, **{party: _pids_named(name) for party, name in _BY_NAME.items()}}
+    def _snapshot(self) -> dict[str, dict[int, float]]:
+        pids = {**self._parties, **{party: _pids_named(name) for party, name in _BY_NAME.items()}}
+        return {party: {pid: _seconds(pid) for pid in group} for party, group in pids.items()}
 
-    def _snapshot(self) -> dict[str, dict[int, int]]:
-        return {party: {pid: _ticks(pid) for pid in pids} for party, pids in self._pids().items()}
-
-    def per_operation_ms(self, operations: int) -> dict[str, float]:
+    def seconds(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per party since the split began ("other": the rest of the machine), and the idle share in %."""
         after = self._snapshot()
         busy_after, total_after = _machine_ticks()
-        busy = busy_after - self._machine_before[0]
-        total = total_after - self._machine_before[1]
-        ticks = {
-            party: sum(now - self._before[party].get(pid, 0) for pid, now in pids.items())
-            for party, pids in after.items()
+        busy = (busy_after - self._machine_before[0]) / _TICK
+        spent = {
+            party: sum(now - self._before[party].get(pid, 0.0) for pid, now in group.items())
+            for party, group in after.items()
         }
-        ticks["other"] = max(0, busy - sum(ticks.values()))
-        per_operation = {party: round(t / _TICK * 1000 / max(operations, 1), 2) for party, t in ticks.items()}
-        per_operation["idle_percent"] = round(100 * (total - busy) / max(total, 1), 1)
-        return per_operation
+        spent["other"] = max(0.0, busy - sum(spent.values()))
+        idle = (total_after - self._machine_before[1]) / _TICK - busy
+        return spent, round(100 * idle / max(idle + busy, 1e-9), 1)
+
+
+def per_operation_ms(spent: dict[str, float], idle_percent: float, operations: int) -> dict[str, float]:
+    per_operation = {party: round(seconds * 1000 / max(operations, 1), 2) for party, seconds in spent.items()}
+    return {**per_operation, "idle_percent": idle_percent}
 
 
 def describe(split: dict[str, float]) -> str:

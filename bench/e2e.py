@@ -47,8 +47,8 @@ sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
-from cpu_split import CpuSplit, describe  # noqa: E402
-from fanout import cpu_seconds, forget_redis_keys, recreate_database  # noqa: E402
+from cpu_split import CpuSplit, describe, per_operation_ms  # noqa: E402
+from fanout import forget_redis_keys, recreate_database  # noqa: E402
 from http_load import Http, hammer, ms, pct  # noqa: E402
 from ws_viewer import Received, ViewerProcess, board_rows, board_spreads, delivery_latencies  # noqa: E402
 
@@ -238,15 +238,16 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
             return await complete(client, token, action_id)
 
         lag_before = await broadcast_lag_buckets(port)
-        pids = [pid for group in stack.pids().values() for pid in group]
-        cpu_before = sum(_cpu(pid) for pid in pids)
-        split = CpuSplit({**stack.pids(), "viewers": [viewers.process.pid] if viewers.process.pid else []})
+        server = stack.pids()
+        split = CpuSplit({**server, "viewers": [viewers.process.pid] if viewers.process.pid else []})
         profiler = _start_profiler(stack, mode) if args.profile else None
         result["completions"] = await hammer(port, args.connections, args.seconds * 3, complete_one)
         if profiler is not None:
             profiler.wait(timeout=60)
-        result["completions"]["server_cpu_seconds"] = round(sum(_cpu(pid) for pid in pids) - cpu_before, 1)
-        result["completions"]["cpu_ms_per_completion"] = split.per_operation_ms(result["completions"]["requests"])
+        spent, idle_percent = split.seconds()
+        result["completions"]["server_cpu_seconds"] = round(sum(spent[party] for party in server), 1)
+        result["completions"]["cpu_ms_per_completion"] = per_operation_ms(spent, idle_percent,
+                                                                          result["completions"]["requests"])
         result["completions"]["broadcast_lag_ms"] = lag_percentiles(lag_before, await broadcast_lag_buckets(port))
         print(f"completions: {result['completions']['per_second']}/s p50 {result['completions']['p50_ms']} ms "
               f"p95 {result['completions']['p95_ms']} ms p99 {result['completions']['p99_ms']} ms; broadcast lag "
@@ -325,13 +326,6 @@ def lag_percentiles(before: dict[float, float], after: dict[float, float]) -> di
 async def _status(awaitable) -> int:
     status, _ = await awaitable
     return status
-
-
-def _cpu(pid: int) -> float:
-    try:
-        return cpu_seconds(pid)
-    except OSError:
-        return 0.0
 
 
 def _start_profiler(stack: Stack, mode: str) -> subprocess.Popen | None:
