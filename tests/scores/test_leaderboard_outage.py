@@ -5,14 +5,11 @@ and once Redis is back the boards are rebuilt and match the database exactly.
 """
 
 import shutil
-import signal
-import socket
-import subprocess
 import time
 
 import pytest
-import redis
 
+from deploy.throwaway import PrivateRedis
 from scores import leaderboard
 from scores.leaderboard import database, periods, redis_board, redis_rebuild
 
@@ -20,46 +17,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest
 
 # One request may wait at most this long on a dead Redis (two 250 ms timeouts: the write-through and the rank).
 SLOWEST_COMPLETION_SECONDS = 1.5
-
-
-class PrivateRedis:
-    """A throwaway redis-server on 127.0.0.1, no persistence: a restart comes back empty, like a lost cache."""
-
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_timeout=0.5)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                client.ping()
-                return
-            except redis.RedisError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.terminate()
-            self.process.wait(10)
-
-    def freeze(self) -> None:
-        self.process.send_signal(signal.SIGSTOP)
-
-    def thaw(self) -> None:
-        self.process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture
@@ -73,7 +30,7 @@ def private_redis(settings):
     settings.LEADERBOARD_REDIS_RETRY_SECONDS = 0  # try Redis on every call, so recovery is seen at once
     yield server
     redis_rebuild.wait_for_background_rebuilds()
-    server.stop()
+    server.cleanup()
 
 
 def _complete(client) -> dict:
