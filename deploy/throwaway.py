@@ -78,12 +78,13 @@ class PrivateRedis:
         self.dir = Path(tempfile.mkdtemp(prefix="scoreboard-drill-redis-"))
         self.port = free_port()
         self.process: subprocess.Popen | None = None
+        self._log = open(self.dir / "redis.log", "ab")  # one handle for every start, closed by cleanup()
 
     def start(self) -> None:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.dir), "--maxclients", "10000"],
-            stdout=open(self.dir / "redis.log", "ab"), stderr=subprocess.STDOUT,
+            stdout=self._log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
@@ -97,10 +98,13 @@ class PrivateRedis:
         raise RuntimeError("private redis-server did not start")
 
     def stop(self) -> None:
+        self._end(signal.SIGTERM, timeout=20)
+
+    def _end(self, sig: signal.Signals, timeout: float) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGCONT)  # a frozen server cannot act on SIGTERM
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=20)
+            self.process.send_signal(sig)
+            self.process.wait(timeout=timeout)
 
     def freeze(self) -> None:
         self.process.send_signal(signal.SIGSTOP)
@@ -113,8 +117,6 @@ class PrivateRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def cleanup(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGCONT)
-            self.process.kill()
-            self.process.wait(timeout=10)
+        self._end(signal.SIGKILL, timeout=10)
+        self._log.close()
         shutil.rmtree(self.dir, ignore_errors=True)
