@@ -5,14 +5,19 @@ from rest_framework import serializers
 User = get_user_model()
 
 
-class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+def minimum_password_length() -> int:
+    lengths = [validator.min_length for validator in password_validation.get_default_password_validators()
+               if isinstance(validator, password_validation.MinimumLengthValidator)]
+    return max(lengths, default=1)
 
-    def validate_username(self, value: str) -> str:
-        User.username_validator(value)
-        return value
+
+class RegisterSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150, validators=[User.username_validator])
+    # min_length states the validators' shortest length (so the schema does too); validate() runs them all.
+    password = serializers.CharField(
+        min_length=minimum_password_length(), max_length=128, write_only=True, trim_whitespace=False
+    )
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict) -> dict:
         candidate = User(username=attrs["username"], email=attrs.get("email", ""))

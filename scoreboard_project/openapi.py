@@ -13,6 +13,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
+from integrations.api import IDEMPOTENCY_KEY_MAX_LENGTH
 from integrations.serializers import AwardScoreResponseSerializer, AwardScoreSerializer
 from scores.serializers import (
     ActionSerializer,
@@ -258,7 +259,12 @@ annotate(
             f"{settings.API_SIGNATURE_MAX_SKEW_SECONDS} s) and X-Signature: sha256=<hex HMAC of timestamp + '.' + body>."
         ),
         parameters=[
-            OpenApiParameter("Idempotency-Key", OpenApiTypes.STR, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(
+                "Idempotency-Key",
+                {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+                OpenApiParameter.HEADER,
+                required=True,
+            ),
             OpenApiParameter("X-Timestamp", OpenApiTypes.STR, OpenApiParameter.HEADER),
             OpenApiParameter("X-Signature", OpenApiTypes.STR, OpenApiParameter.HEADER),
         ],
