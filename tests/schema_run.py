@@ -5,6 +5,9 @@ a fresh embedded-default database on a free loopback port, authenticates as a pl
 (X-API-Key), and fails when any generated request gets a 500 or a response that breaks the schema.
 
     python -m tests.schema_run --schemathesis .venv-schema/bin/schemathesis [--max-examples N]
+
+SCHEMATHESIS_EXTRA adds options to the schemathesis run, e.g. "--report har --report-dir /tmp/har
+--include-path-regex register" to keep every request and response of one operation.
 """
 
 import argparse
