@@ -29,126 +29,20 @@ import os
 import subprocess
 import sys
 import time
-from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from collections import Counter
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 
-import httpx  # noqa: E402
-from websockets.asyncio.client import connect as ws_connect  # noqa: E402
+sys.path.insert(0, str(BASE_DIR / "bench"))
 
 from deploy.stack import Stack  # noqa: E402
 from deploy.throwaway import PrivatePostgres, PrivateRedis  # noqa: E402
+from drill_load import CLIENT_TIMEOUT, Record, Viewer, player, ready_watch, viewer  # noqa: E402
 
 SECRET_KEY = "fault-drill-only-" + "k" * 48
-CLIENT_TIMEOUT = 10.0  # a response slower than this is a hang
 REDIS_DOWN_SECONDS = 10
-
-
-# --- Load ------------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Record:
-    statuses: dict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
-    slowest: dict[str, float] = field(default_factory=lambda: defaultdict(float))
-    missing_retry_after: int = 0
-    not_json: int = 0
-    acknowledged: dict[str, int] = field(default_factory=dict)  # action id -> points the client was told
-    ok_at: list[float] = field(default_factory=list)  # monotonic times of acknowledged completions
-    completed_on_retry: set[str] = field(default_factory=set)  # ids a retry found already completed (409)
-    phase: str = "warm-up"
-
-    def note(self, status: str, elapsed: float) -> None:
-        self.statuses[self.phase][status] += 1
-        self.slowest[self.phase] = max(self.slowest[self.phase], elapsed)
-
-
-async def call(client: httpx.AsyncClient, record: Record, method: str, path: str, **kwargs) -> httpx.Response | None:
-    started = time.monotonic()
-    try:
-        response = await client.request(method, path, **kwargs)
-    except httpx.TimeoutException:
-        record.note("timeout", time.monotonic() - started)
-        return None
-    except httpx.TransportError:
-        record.note("connection error", time.monotonic() - started)
-        return None
-    record.note(str(response.status_code), time.monotonic() - started)
-    if response.status_code >= 400:
-        if not response.headers.get("content-type", "").startswith("application/json"):
-            record.not_json += 1
-        if response.status_code == 503 and not response.headers.get("Retry-After", "").isdigit():
-            record.missing_retry_after += 1
-    return response
-
-
-def pause_for(response: httpx.Response | None) -> float:
-    # Honour Retry-After, capped so the drill sees recovery promptly.
-    if response is not None and response.headers.get("Retry-After", "").isdigit():
-        return min(1.0, int(response.headers["Retry-After"]))
-    return 0.2
-
-
-async def player(url: str, token: str, record: Record, stop: asyncio.Event) -> None:
-    headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=CLIENT_TIMEOUT) as client:
-        while not stop.is_set():
-            started = await call(client, record, "POST", "/api/v1/users/me/actions", json={"actionType": "drill"})
-            if started is None or started.status_code != 201:
-                await asyncio.sleep(pause_for(started))
-                continue
-            action_id = started.json()["actionId"]
-            for _ in range(60):  # retry the same action: the server pays it at most once
-                done = await call(client, record, "PUT", f"/api/v1/users/me/actions/{action_id}",
-                                  json={"status": "completed"})
-                if done is not None and done.status_code == 200:
-                    record.acknowledged[action_id] = done.json()["pointsAwarded"]
-                    record.ok_at.append(time.monotonic())
-                    break
-                if done is not None and done.status_code < 500:
-                    # 409 with status "completed": an earlier attempt committed it but its answer was lost (the
-                    # database went away between the commit and the response). Paid once; the client can tell.
-                    if done.status_code == 409 and done.json()["error"]["details"].get("status") == "completed":
-                        record.completed_on_retry.add(action_id)
-                    break
-                await asyncio.sleep(pause_for(done))
-
-
-@dataclass
-class Viewer:
-    last: dict | None = None
-    reconnects: int = 0
-    errors: Counter = field(default_factory=Counter)
-
-
-async def viewer(ws_url: str, token: str, state: Viewer, stop: asyncio.Event) -> None:
-    while not stop.is_set():
-        try:
-            async with ws_connect(f"{ws_url}/ws/scoreboard?token={token}", open_timeout=CLIENT_TIMEOUT) as socket_:
-                async for text in socket_:
-                    message = json.loads(text)
-                    if message.get("type") == "top_scores_update":
-                        state.last = message
-                    if stop.is_set():
-                        return
-        except Exception as exc:  # noqa: BLE001 - any drop: reconnect, as the page does
-            state.errors[f"{type(exc).__name__}: {str(exc)[:80]}"] += 1
-        state.reconnects += 1
-        await asyncio.sleep(0.5)
-
-
-async def ready_watch(url: str, samples: list[tuple[float, int]], stop: asyncio.Event) -> None:
-    async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT) as client:
-        while not stop.is_set():
-            try:
-                status = (await client.get("/readyz")).status_code
-            except httpx.HTTPError:
-                status = 0
-            samples.append((time.monotonic(), status))
-            await asyncio.sleep(0.2)
 
 
 # --- The drill -------------------------------------------------------------------------------------------------
@@ -307,7 +201,7 @@ def report(record: Record, faults: dict, ledger: dict, checks: dict, board: dict
             "ledger": ledger, "checks": checks, "viewers": board, "passed": passed}
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mode", choices=["split", "daphne"], default="split")
     parser.add_argument("--workers", type=int, default=16, help="concurrent players (one user each)")
@@ -319,50 +213,60 @@ def main() -> None:
                         help="rate limiting during the drill (fail-open is the production default)")
     parser.add_argument("--verbose", action="store_true", help="print the stack's logs")
     parser.add_argument("--json", default=str(BASE_DIR / "bench" / "results" / "faults.json"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def drill_environment(args: argparse.Namespace, pg: PrivatePostgres, redis: PrivateRedis) -> dict[str, str]:
+    return {
+        "DATABASE_URL": pg.url(), "REDIS_URL": redis.url, "SECRET_KEY": SECRET_KEY, "DEBUG": "false",
+        "SECURE_SSL_REDIRECT": "false", "SUSPICION_WINDOW_POINTS": "0",
+        # Counted in Redis like production, with budgets no player reaches: what matters is what a Redis outage
+        # does to them (fail-open: requests pass; fail-closed: 503 with Retry-After).
+        "RATE_LIMITS_ENABLED": "false" if args.rate_limits == "off" else "true",
+        "RATE_LIMIT_FAIL_OPEN": "false" if args.rate_limits == "fail-closed" else "true",
+        "RATE_LIMIT_START_ACTION": "100000/m", "RATE_LIMIT_COMPLETE_ACTION": "100000/m",
+        "SUSPICION_MIN_DURATION_STREAK": "0", "MAX_CONNECTIONS_PER_IP": "1000000", "LIVE_RESYNC_SECONDS": "5",
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def seed(players: int, viewers: int) -> tuple[list[str], list[str]]:
+    """Migrate, create the drill's action type, players and viewers; return the players' and viewers' tokens."""
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scoreboard_project.settings")
+    import django
+
+    django.setup()
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connections
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    from scores.models import ActionType
+
+    call_command("migrate", verbosity=0)
+    ActionType.objects.create(code="drill", name="Drill", points=7, min_duration_seconds=0, max_duration_seconds=3600)
+    User = get_user_model()
+
+    def tokens(prefix: str, count: int) -> list[str]:
+        users = [User.objects.create_user(username=f"{prefix}{index}", password=None) for index in range(count)]
+        return [str(AccessToken.for_user(user)) for user in users]
+
+    result = tokens("drill", players), tokens("viewer", viewers)
+    connections.close_all()  # the drill's own connection must not sit through the restarts
+    return result
+
+
+def main() -> None:
+    args = parse_args()
     pg, redis = PrivatePostgres(), PrivateRedis()
     stack = None
     try:
         print(f"Private PostgreSQL on 127.0.0.1:{pg.port} ({pg.dir}), Redis on 127.0.0.1:{redis.port}", flush=True)
         pg.init()
         redis.start()
-        env = {
-            "DATABASE_URL": pg.url(), "REDIS_URL": redis.url, "SECRET_KEY": SECRET_KEY, "DEBUG": "false",
-            "SECURE_SSL_REDIRECT": "false", "SUSPICION_WINDOW_POINTS": "0",
-            # Counted in Redis like production, with budgets no player reaches: what matters is what a Redis outage
-            # does to them (fail-open: requests pass; fail-closed: 503 with Retry-After).
-            "RATE_LIMITS_ENABLED": "false" if args.rate_limits == "off" else "true",
-            "RATE_LIMIT_FAIL_OPEN": "false" if args.rate_limits == "fail-closed" else "true",
-            "RATE_LIMIT_START_ACTION": "100000/m", "RATE_LIMIT_COMPLETE_ACTION": "100000/m",
-            "SUSPICION_MIN_DURATION_STREAK": "0", "MAX_CONNECTIONS_PER_IP": "1000000", "LIVE_RESYNC_SECONDS": "5",
-            "LOG_LEVEL": "WARNING",
-        }
+        env = drill_environment(args, pg, redis)
         os.environ.update(env)
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "scoreboard_project.settings")
-        import django
-
-        django.setup()
-        from django.contrib.auth import get_user_model
-        from django.core.management import call_command
-        from rest_framework_simplejwt.tokens import AccessToken
-
-        from scores.models import ActionType
-
-        call_command("migrate", verbosity=0)
-        ActionType.objects.create(code="drill", name="Drill", points=7, min_duration_seconds=0,
-                                  max_duration_seconds=3600)
-        User = get_user_model()
-        players = [User.objects.create_user(username=f"drill{index}", password=None)
-                   for index in range(args.workers)]
-        watchers = [User.objects.create_user(username=f"viewer{index}", password=None)
-                    for index in range(args.viewers)]
-        tokens = [str(AccessToken.for_user(user)) for user in players]
-        viewer_tokens = [str(AccessToken.for_user(user)) for user in watchers]
-        from django.db import connections
-
-        connections.close_all()  # the drill's own connection must not sit through the restarts
-
+        tokens, viewer_tokens = seed(args.workers, args.viewers)
         stack = Stack(mode=args.mode, wsgi_workers=args.wsgi_workers, asgi_processes=args.asgi_processes,
                       env=env, collectstatic=False)
         stack.start()
@@ -373,19 +277,8 @@ def main() -> None:
         stack.stop()
         stack.cleanup()
         stack = None
-        connections.close_all()
-        ledger = ledger_check(record)
-        full_env = {**os.environ, **env}
-        checks = {"verify_scores": manage("verify_scores", full_env),
-                  "check_leaderboard": manage("check_leaderboard", full_env)}
-        config = {"mode": args.mode, "rate_limits": args.rate_limits, "workers": args.workers,
-                  "viewers": args.viewers, "wsgi_workers": args.wsgi_workers, "asgi_processes": args.asgi_processes}
-        result = report(record, faults, ledger, checks, board, config)
-        result["config"] = config
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
-        print(f"JSON written to {args.json}")
-        if not result["passed"]:
+        passed = check_and_report(args, env, record, faults, board)
+        if not passed:
             print(f"--- postgres log ---\n{pg.log_tail()}")
             sys.exit(1)
     finally:
@@ -395,6 +288,25 @@ def main() -> None:
             stack.cleanup()
         redis.cleanup()
         pg.cleanup()
+
+
+def check_and_report(args: argparse.Namespace, env: dict[str, str], record: Record, faults: dict, board: dict) -> bool:
+    """The ledger and integrity checks after the drill, printed and written as JSON; whether the drill passed."""
+    from django.db import connections
+
+    connections.close_all()
+    ledger = ledger_check(record)
+    full_env = {**os.environ, **env}
+    checks = {"verify_scores": manage("verify_scores", full_env),
+              "check_leaderboard": manage("check_leaderboard", full_env)}
+    config = {"mode": args.mode, "rate_limits": args.rate_limits, "workers": args.workers,
+              "viewers": args.viewers, "wsgi_workers": args.wsgi_workers, "asgi_processes": args.asgi_processes}
+    result = report(record, faults, ledger, checks, board, config)
+    result["config"] = config
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"JSON written to {args.json}")
+    return result["passed"]
 
 
 if __name__ == "__main__":
