@@ -1,4 +1,4 @@
-"""Scoreboard settings: one module, every knob read from the environment.
+"""Scoreboard settings: one module, every knob read from the environment (parsed by scoreboard_project/env.py).
 
 With nothing set it runs on the embedded default (SQLite, in-memory channel layer, local-memory cache).
 DATABASE_URL and REDIS_URL switch it to PostgreSQL and Redis. Every variable is listed in the README.
@@ -6,59 +6,14 @@ DATABASE_URL and REDIS_URL switch it to PostgreSQL and Redis. Every variable is 
 
 import ipaddress
 import os
-import re
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from scoreboard_project.env import database_from_url, env_bool, env_int, env_list, env_rate, redis_cache_and_layers
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None:
-        return default
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
-    return value
-
-
-def env_list(name: str, default: str) -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-_RATE = re.compile(r"^\d+/\d*[smhd]$")
-
-
-def env_rate(name: str, default: str) -> str:
-    """A django-ratelimit rate such as `30/m` or `100/5m`."""
-    value = os.environ.get(name, default).strip()
-    if not _RATE.match(value):
-        raise ImproperlyConfigured(f"{name} must be a rate like 30/m, 10/s or 100/5m, got {value!r}")
-    return value
-
 
 DEBUG = env_bool("DEBUG", True)
 
@@ -123,38 +78,7 @@ TEMPLATES = [
 # --- Database -------------------------------------------------------------------------------------
 
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
-DATABASES = {"default": environ.Env.db_url_config(DATABASE_URL)}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-    # Django's backend with a connection health check that costs no round trip (scoreboard_project/postgresql).
-    DATABASES["default"]["ENGINE"] = "scoreboard_project.postgresql"
-    DATABASES["default"]["CONN_MAX_AGE"] = env_int("DB_CONN_MAX_AGE", 0)
-    # A reused connection is checked at the start of each request, so one that died with a database restart is
-    # replaced instead of failing its next request with a 503. Stays on with DB_POOL, where the pool relies on it.
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_CONN_HEALTH_CHECKS", True) or env_bool("DB_POOL", False)
-    # A database that is down must fail a request fast (503 with Retry-After), not hang it (issue 7).
-    DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env_int("DB_CONNECT_TIMEOUT", 3, minimum=1)
-    if env_bool("DB_SERVER_SIDE_BINDING", True):
-        # Parameters bound by the server, so psycopg prepares a statement run DB_PREPARE_THRESHOLD times on one
-        # connection: PostgreSQL stops re-planning the completion's statements (its CPU per completion fell by
-        # 40%, bench/request_cpu.py). Off for a pooler that cannot keep prepared statements (PgBouncer < 1.21).
-        DATABASES["default"]["OPTIONS"]["server_side_binding"] = True
-        DATABASES["default"]["OPTIONS"]["prepare_threshold"] = env_int("DB_PREPARE_THRESHOLD", 5, minimum=1)
-    if env_bool("DB_POOL", False):
-        # Under ASGI persistent connections leak (one per thread); psycopg's pool is the safe way to reuse them.
-        # With CONN_HEALTH_CHECKS Django has the pool check a connection before handing it out, so after a
-        # database restart a dead one is replaced instead of failing a request; `timeout` bounds the wait for one.
-        DATABASES["default"]["OPTIONS"]["pool"] = {
-            "min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20),
-            "timeout": env_int("DB_POOL_TIMEOUT", 5, minimum=1),
-        }
-    if os.environ.get("TEST_DATABASE_NAME"):
-        DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}
-
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Concurrent writers on the embedded default: a DEFERRED transaction that reads and then writes fails at once
-    # with "database is locked" (500) when another holds the write lock; IMMEDIATE takes the lock up front and
-    # waits up to `timeout` seconds for it instead. Found by the schemathesis run (issue 5).
-    DATABASES["default"].setdefault("OPTIONS", {}).update({"transaction_mode": "IMMEDIATE", "timeout": 20})
+DATABASES = {"default": database_from_url(DATABASE_URL)}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -174,39 +98,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "")
 REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_MS", 1000, minimum=1) / 1000
 
 if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            "KEY_PREFIX": os.environ.get("REDIS_KEY_PREFIX", "scoreboard"),
-            "OPTIONS": {"socket_connect_timeout": REDIS_TIMEOUT_SECONDS, "socket_timeout": REDIS_TIMEOUT_SECONDS},
-        }
-    }
-    # Pub/sub: measured with bench/fanout.py (5,000 viewers) its p99 was 25-45% lower than the core layer's. It
-    # drops messages while a connection is down; the board relay repairs that from the database when idle
-    # (LIVE_RESYNC_SECONDS). See the README's live-push section for the figures.
-    CHANNEL_LAYER = os.environ.get("CHANNEL_LAYER", "pubsub")
-    _REDIS_DB = urlsplit(REDIS_URL).path.strip("/") or "0"
-    _LAYER_BACKENDS = {
-        "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
-        "core": "channels_redis.core.RedisChannelLayer",
-    }
-    if CHANNEL_LAYER not in _LAYER_BACKENDS:
-        raise ImproperlyConfigured(f"CHANNEL_LAYER must be one of {sorted(_LAYER_BACKENDS)}, got {CHANNEL_LAYER!r}")
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": _LAYER_BACKENDS[CHANNEL_LAYER],
-            "CONFIG": {
-                # redis-py 8 defaults to a 5 s socket timeout, equal to the layer's blocking pop: idle
-                # consumers would crash. No timeout, and a pool large enough for connect bursts.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": None, "max_connections": 1000,
-                           "socket_connect_timeout": REDIS_TIMEOUT_SECONDS}],
-                # Redis pub/sub channels ignore the database number: put it in the prefix so that two deployments
-                # (or test runs) on one Redis server with different databases never hear each other's broadcasts.
-                "prefix": f"{os.environ.get('REDIS_KEY_PREFIX', 'scoreboard')}:{_REDIS_DB}:asgi",
-            },
-        }
-    }
+    CACHES, CHANNEL_LAYERS = redis_cache_and_layers(REDIS_URL, REDIS_TIMEOUT_SECONDS)
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
