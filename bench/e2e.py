@@ -12,7 +12,8 @@ Per layout (`split`: nginx -> gunicorn for HTTP + daphne for /ws/ and SSE; `daph
 2. GET /api/v1/leaderboard req/s;
 3. V WebSocket viewers connect (anonymous, through nginx);
 4. starts: every user starts actions (zero minimum duration) until there are enough to complete;
-5. completions: the started actions are completed as fast as C keep-alive connections allow: completions/s and
+5. completions: the started actions are completed as fast as C keep-alive connections allow (or paced to
+   --completion-rate per second): completions/s and
    p50/p95/p99 of the complete call, while the viewers receive the boards: delivery latency from the ledger row's
    timestamp to receipt (p50/p99/max over a sample of the completions that put their payer in the top 10, the ones
    that change the board), messages per viewer, viewers whose last board
@@ -60,6 +61,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=48, help="concurrent keep-alive HTTP connections")
     parser.add_argument("--seconds", type=float, default=None, help="length of each timed phase")
     parser.add_argument("--actions", type=int, default=None, help="actions started, then completed")
+    parser.add_argument("--viewers-direct", action="store_true",
+                        help="viewers connect to the daphne processes themselves, not through nginx")
+    parser.add_argument("--completion-rate", type=float, default=None,
+                        help="pace the completions phase to this many per second (default: as fast as it goes)")
     parser.add_argument("--wsgi-workers", type=int, default=int(os.environ.get("WSGI_WORKERS", 4)))
     parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 4)))
     parser.add_argument("--asgi-processes", type=int, default=int(os.environ.get("ASGI_PROCESSES", 2)))
@@ -73,7 +78,8 @@ def parse_args() -> argparse.Namespace:
     if not set(args.modes) <= {"split", "daphne"}:
         parser.error("--modes takes split and/or daphne")
     if not (0 <= args.viewers <= 20000 and 1 <= args.users <= 20000 and args.seconds <= 120
-            and args.actions <= 200000 and 1 <= args.connections <= 512):
+            and args.actions <= 200000 and 1 <= args.connections <= 512
+            and (args.completion_rate is None or 1 <= args.completion_rate <= 5000)):
         parser.error("out of the bounded range")
     return args
 
@@ -198,7 +204,8 @@ def write_record(results: list[dict], args: argparse.Namespace, seconds: int) ->
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"), "seconds": seconds,
         "machine": {"cores": os.cpu_count(), "load_average_at_end": os.getloadavg(),
                     "note": "server, PostgreSQL, Redis and the load generator share these cores"},
-        "args": {k: v for k, v in vars(args).items()}, "results": results,
+        "args": {k: v for k, v in vars(args).items()}, "nginx_workers": os.environ.get("NGINX_WORKERS", "1"),
+        "results": results,
     }
     stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     for path in (RESULTS / f"e2e-{stamp}.json", RESULTS / "e2e-latest.json"):

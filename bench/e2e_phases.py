@@ -36,6 +36,7 @@ class LayoutRun:
         self.acknowledged: list[str] = []
         self.acknowledged_at: dict[str, float] = {}
         self.in_top_ten: set[str] = set()  # completions whose payer ranked 1-10 after it: each one changed the board
+        self.measured: set[str] = set()  # the completions phase's: delivery is measured on these, not the cycles'
 
     async def reads(self) -> None:
         """The ceiling (a bare Django view through the whole middleware stack), then board reads."""
@@ -46,7 +47,8 @@ class LayoutRun:
 
     async def connect_viewers(self) -> None:
         began = time.monotonic()
-        self.viewers = ViewerProcess([self.port], self.args.viewers)
+        ports = self.stack.live_ports if self.args.viewers_direct else [self.port]
+        self.viewers = ViewerProcess(ports, self.args.viewers)
         connected = await self.viewers.start()
         self.result["viewers_connect_seconds"] = round(time.monotonic() - began, 1)
         print(f"{connected} viewers connected in {self.result['viewers_connect_seconds']} s", flush=True)
@@ -81,7 +83,8 @@ class LayoutRun:
         split = CpuSplit({**server, "viewers": [self.viewers.process.pid] if self.viewers.process.pid else []})
         profiler = _start_profiler(self.stack, self.mode) if self.args.profile else None
         figures = self.result["completions"] = await hammer(self.port, self.args.connections, self.args.seconds * 3,
-                                                            complete_one)
+                                                            complete_one, rate=self.args.completion_rate)
+        self.measured = set(self.acknowledged)
         if profiler is not None:
             profiler.wait(timeout=60)
         spent, idle_percent = split.seconds()
@@ -112,8 +115,10 @@ class LayoutRun:
         rows = await asyncio.to_thread(ledger_rows)
         # Only a change that reaches the top 10 is broadcast; a change outside it shows up in the next board that
         # some other change triggers, which can be seconds later between phases, so it is not a delivery sample.
+        # The cycles phase's completions are not samples either: they run flat out even when the completions
+        # phase is paced (--completion-rate).
         completions = [(*rows[action_id], self.acknowledged_at[action_id]) for action_id in self.acknowledged
-                       if action_id in rows and action_id in self.in_top_ten]
+                       if action_id in rows and action_id in self.in_top_ten and action_id in self.measured]
         final_rows: list = []
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:

@@ -76,16 +76,20 @@ def pct(values: list[float], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-async def hammer(port: int, connections: int, seconds: float, make_request) -> dict:
-    """Run `make_request(client, index)` on `connections` keep-alive connections for `seconds`; count and time."""
+async def hammer(port: int, connections: int, seconds: float, make_request, rate: float | None = None) -> dict:
+    """Run `make_request(client, index)` on `connections` keep-alive connections for `seconds`; count and time.
+    With `rate`, requests are paced to that many per second in all (at most; fewer if the server is slower), and
+    each one's latency is timed from when it is sent."""
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     until = time.monotonic() + seconds
+    schedule = Schedule(rate)
 
     async def loop(index: int) -> None:
         client = Http(port)
         try:
             while time.monotonic() < until:
+                await schedule.wait_turn()
                 began = time.perf_counter()
                 status = await make_request(client, index)
                 if status is None:
@@ -101,6 +105,20 @@ async def hammer(port: int, connections: int, seconds: float, make_request) -> d
     return {"requests": len(latencies), "seconds": round(elapsed, 2), "per_second": round(len(latencies) / elapsed, 1),
             "p50_ms": ms(pct(latencies, 0.50)), "p95_ms": ms(pct(latencies, 0.95)), "p99_ms": ms(pct(latencies, 0.99)),
             "statuses": {str(k): v for k, v in sorted(statuses.items())}}
+
+
+class Schedule:
+    """Send times `rate` per second apart, shared by every connection; no pacing without a rate."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.interval = 1 / rate if rate else 0.0
+        self.next_at = time.monotonic()
+
+    async def wait_turn(self) -> None:
+        if not self.interval:
+            return
+        turn, self.next_at = self.next_at, max(self.next_at, time.monotonic() - 1) + self.interval
+        await asyncio.sleep(max(0.0, turn - time.monotonic()))
 
 
 def ms(value: float | None) -> float | None:

@@ -158,7 +158,7 @@ class Stack:
         conf = string.Template(TEMPLATE.read_text()).safe_substitute(
             prefix=str(self.dir), host=self.host, port=self.port,
             user_line="user root;" if os.geteuid() == 0 else "",
-            worker_connections=20000,
+            worker_connections=20000, nginx_workers=self.env.get("NGINX_WORKERS", "1"),
             http_servers="\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in self.http_ports),
             live_servers="        least_conn;\n" + "\n".join(
                 f"        server 127.0.0.1:{port} max_fails=0;" for port in self.live_ports),
