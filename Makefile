@@ -38,7 +38,7 @@ run: venv
 	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
 
 # Production configuration (issue 7): nginx -> gunicorn (API, pages) + daphne (/ws/, SSE), DEBUG off, PostgreSQL and
-# Redis from DATABASE_URL / REDIS_URL, SECRET_KEY from the environment (refused when missing). deploy/stack.py.
+# Redis from DATABASE_URL / REDIS_URL, SECRET_KEY from the environment (refused when missing). deploy/serve.py.
 WSGI_WORKERS ?= 4
 WSGI_THREADS ?= 4
 ASGI_PROCESSES ?= 2
@@ -47,7 +47,7 @@ serve: venv
 		if [ -z "$${!name}" ]; then echo "make serve: set $$name in the environment (see README, Production serving)"; exit 2; fi; \
 	done
 	env DEBUG=false $(BIN)/python manage.py migrate --noinput
-	env DEBUG=false $(BIN)/python -m deploy.stack --mode split --wsgi-workers $(WSGI_WORKERS) --wsgi-threads $(WSGI_THREADS) \
+	env DEBUG=false $(BIN)/python -m deploy.serve --mode split --wsgi-workers $(WSGI_WORKERS) --wsgi-threads $(WSGI_THREADS) \
 		--asgi-processes $(ASGI_PROCESSES) --host $(HOST) --port $(PORT)
 
 # The end-to-end benchmark (issue 7): bench/e2e.py against its own database BENCH_DATABASE_URL and Redis db.

@@ -1,8 +1,6 @@
 """The production stack on one box: nginx in front of gunicorn (WSGI) and daphne (ASGI) processes.
 
-    python -m deploy.stack [--mode split|daphne] [--wsgi-workers 4] [--asgi-processes 2] [--port 8000]
-
-`split` (the default, what `make serve` runs; the layout the Channels documentation describes): gunicorn workers
+`split` (the default, what `make serve` runs through deploy/serve.py; the layout the Channels documentation describes): gunicorn workers
 (gthread, 4 threads each: a request mostly waits on PostgreSQL) with persistent database connections (CONN_MAX_AGE,
 one per thread, reused across requests) serve the API and the pages; daphne processes with
 psycopg's connection pool (DB_POOL=1) serve /ws/ and the SSE stream /api/v1/leaderboard/stream. `daphne`: daphne
@@ -22,7 +20,6 @@ Used by `make serve`, bench/e2e.py and the tests; importable: `with Stack(env={.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import signal
@@ -252,51 +249,3 @@ def _children(pid: int) -> list[int]:
         return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
     except OSError:
         return []
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--mode", choices=["split", "daphne"], default="split")
-    parser.add_argument("--wsgi-workers", type=int, default=int(os.environ.get("WSGI_WORKERS", 4)))
-    parser.add_argument("--wsgi-threads", type=int, default=int(os.environ.get("WSGI_THREADS", 4)))
-    parser.add_argument("--asgi-processes", type=int, default=int(os.environ.get("ASGI_PROCESSES", 2)))
-    parser.add_argument("--host", default=os.environ.get("HOST", "127.0.0.1"))
-    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", 8000)))
-    args = parser.parse_args()
-    missing = [name for name in ("SECRET_KEY", "DATABASE_URL", "REDIS_URL") if not os.environ.get(name)]
-    if missing:
-        sys.exit(f"Refusing to start the production stack: set {', '.join(missing)} in the environment "
-                 "(SECRET_KEY: 50+ random characters; DATABASE_URL: postgres://...; REDIS_URL: redis://...).")
-    env = {"DEBUG": os.environ.get("DEBUG", "false")}
-    if env["DEBUG"].lower() not in ("0", "false", "no", "off"):
-        sys.exit("Refusing: the production stack runs with DEBUG off (unset DEBUG or set DEBUG=0).")
-    stack = Stack(mode=args.mode, wsgi_workers=args.wsgi_workers, wsgi_threads=args.wsgi_threads,
-                  asgi_processes=args.asgi_processes, host=args.host, port=args.port, env=env)
-    stopping: list[bool] = []
-
-    def on_signal(*_: object) -> None:
-        stopping.append(True)
-        if not started:
-            raise SystemExit(1)  # still starting: start() stops what it began
-
-    started = False
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    stack.start()
-    started = True
-    layout = (f"gunicorn x{args.wsgi_workers}x{args.wsgi_threads} threads (HTTP) + daphne x{args.asgi_processes} (/ws/, SSE)"
-              if args.mode == "split" else f"daphne x{args.asgi_processes} (everything)")
-    print(f"Scoreboard (production) on {stack.url}/ : nginx -> {layout}; logs in {stack.dir}", flush=True)
-    try:
-        while not stopping:
-            for process in stack.processes():
-                if process.poll() is not None:
-                    print(f"{process.args[:3]} exited with {process.returncode}; stopping", file=sys.stderr)
-                    stopping.append(True)
-            time.sleep(0.5)
-    finally:
-        print("Stopping: " + ", ".join(f"{k}={v}" for k, v in stack.stop().items()), flush=True)
-
-
-if __name__ == "__main__":
-    main()

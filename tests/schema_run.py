@@ -15,13 +15,14 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
+
+from deploy.stack import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKS = "not_a_server_error,response_schema_conformance,content_type_conformance,status_code_conformance"
@@ -59,12 +60,6 @@ include-name = "POST /api/v1/scores"
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def _wait_for(url: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -92,7 +87,7 @@ def main() -> int:
                                capture_output=True, text=True).stdout
         credentials = json.loads(setup.split("SETUP", 1)[1])
         Path(f"{tmp}/schemathesis.toml").write_text(CONFIG.format(user_id=credentials["userId"]))
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
             [str(Path(python).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "scoreboard_project.asgi:application"],
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=open(f"{tmp}/server.log", "w"),
