@@ -111,6 +111,7 @@ class Flusher:
         self._condition = threading.Condition()
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
+        self._flushing = False
         self.noted_at: float | None = None
         self.loop = asyncio.new_event_loop()
 
@@ -122,7 +123,13 @@ class Flusher:
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="scoreboard-broadcast", daemon=True)
                 self._thread.start()
-            self._condition.notify()
+            self._condition.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no flush is pending or running (tests use it: a window still open when a test ends would
+        flush into the next one); whether it became idle within `timeout` seconds."""
+        with self._condition:
+            return self._condition.wait_for(lambda: self._deadline is None and not self._flushing, timeout)
 
     def _run(self) -> None:
         while True:
@@ -131,12 +138,15 @@ class Flusher:
                     timeout = None if self._deadline is None else self._deadline - time.monotonic()
                     self._condition.wait(timeout)
                 self._deadline, noted_at = None, self.noted_at
+                self._flushing = True
             try:
                 self._flush(noted_at)
             except Exception:  # noqa: BLE001 - keep the thread alive for the next change
                 logger.exception("Live broadcast failed")
             with self._condition:
+                self._flushing = False
                 idle = self._deadline is None
+                self._condition.notify_all()
             if idle:
                 # Keep this thread's database connection while changes keep coming; close it when they stop, so
                 # it never idles open (or blocks dropping a test database).

@@ -106,7 +106,7 @@ def leaderboard_store(request: pytest.FixtureRequest, settings):
     write-through (on_commit) never runs and a rebuild (on its own connection) would not see their rows. They
     read the database backend, which is exact for uncommitted rows too.
     """
-    from scores import leaderboard
+    from scores import broadcast, leaderboard
     from scores.leaderboard import redis_rebuild
 
     leaderboard._health.reset()
@@ -122,6 +122,7 @@ def leaderboard_store(request: pytest.FixtureRequest, settings):
     url, prefix = settings.LEADERBOARD_REDIS_URL, settings.LEADERBOARD_KEY_PREFIX
     _clear_leaderboard_keys(url, prefix)
     yield
+    broadcast._flusher.wait_idle(timeout=10)  # its flush reads the boards, which may start a rebuild
     redis_rebuild.wait_for_background_rebuilds()
     _clear_leaderboard_keys(url, prefix)
     leaderboard._health.reset()
