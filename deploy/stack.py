@@ -13,7 +13,10 @@ Every backend listens on a socket this process binds to 127.0.0.1:0 and hands ov
 environment (DATABASE_URL, REDIS_URL, SECRET_KEY, ...) plus `env=`.
 
 Stop: SIGTERM to gunicorn (finishes in-flight requests, graceful timeout) and daphne (closes WebSockets with 1001
-"going away" and releases their connection counts: scores/consumers.py), then SIGQUIT to nginx (graceful).
+"going away" and releases their connection counts: scores/consumers.py), then SIGQUIT to nginx (graceful). Each
+server runs in its own process group, so a Ctrl-C in the terminal reaches only this process, which then stops them
+in that order: sent to them too, it would make gunicorn and nginx quit at once (their SIGINT is a fast shutdown) and
+kill daphne with the SIGTERM that follows while it is still closing its sockets.
 
 Used by `make serve`, bench/e2e.py and the tests; importable: `with Stack(env={...}) as stack: stack.url`.
 """
@@ -134,7 +137,7 @@ class Stack:
              "--worker-tmp-dir", "/dev/shm" if Path("/dev/shm").is_dir() else str(self.dir),
              "--log-level", "warning", "--name", "scoreboard-wsgi", "scoreboard_project.wsgi:application"],
             cwd=BASE_DIR, env={**self.env, **WSGI_ENV}, pass_fds=[listener.fileno()],
-            stdout=self._log("gunicorn"), stderr=subprocess.STDOUT,
+            stdout=self._log("gunicorn"), stderr=subprocess.STDOUT, process_group=0,
         )
         listener.close()
 
@@ -145,7 +148,7 @@ class Stack:
             [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "--proxy-headers",
              "--ping-interval", "20", "scoreboard_project.asgi:application"],
             cwd=BASE_DIR, env={**self.env, **ASGI_ENV}, pass_fds=[listener.fileno()],
-            stdout=self._log(f"daphne-{index}"), stderr=subprocess.STDOUT,
+            stdout=self._log(f"daphne-{index}"), stderr=subprocess.STDOUT, process_group=0,
         ))
         listener.close()
 
@@ -164,7 +167,7 @@ class Stack:
         conf_path.write_text(conf)
         self.nginx = subprocess.Popen([nginx_binary(), "-p", str(self.dir), "-c", str(conf_path), "-e",
                                        str(self.dir / "error.log")],
-                                      stdout=self._log("nginx"), stderr=subprocess.STDOUT)
+                                      stdout=self._log("nginx"), stderr=subprocess.STDOUT, process_group=0)
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
