@@ -53,8 +53,9 @@ def test_ctrl_c_stops_every_server_gracefully(alice):
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
         output = "".join(started) + serve.communicate(timeout=60)[0]
     finally:
-        if serve.poll() is None:
-            os.killpg(serve.pid, signal.SIGKILL)
+        if serve.poll() is None:  # SIGTERM: make serve stops its servers (they are not in its process group)
+            serve.terminate()
+            serve.wait(timeout=60)
     assert serve.returncode == 0, output
     stop_line = next(line for line in output.splitlines() if line.startswith("Stopping: "))
     assert stop_line == "Stopping: -m gunicorn=0, -m daphne=0, nginx=0", output
