@@ -148,8 +148,12 @@ TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0)
 MAX_OPEN_ACTIONS_PER_USER = env_int("MAX_OPEN_ACTIONS_PER_USER", 3, minimum=1)
 MAX_CONNECTIONS_PER_USER = env_int("MAX_CONNECTIONS_PER_USER", 5, minimum=1)
 MAX_CONNECTIONS_PER_IP = env_int("MAX_CONNECTIONS_PER_IP", 50, minimum=1)
-# A connection count left behind by a crashed process expires after this long.
+# A connection count nobody refreshes expires after this long (the last resort: see the heartbeat).
 CONNECTION_COUNT_TTL_SECONDS = env_int("CONNECTION_COUNT_TTL_SECONDS", 3600, minimum=60)
+# With Redis, a server's share of the counts lapses this long after its last heartbeat (a crashed server's
+# connections are freed within it); see scores/connection_counts.py.
+CONNECTION_HEARTBEAT_SECONDS = env_int("CONNECTION_HEARTBEAT_SECONDS", 30, minimum=1)
+CONNECTION_LIMIT_KEY_PREFIX = "conn:"
 
 # Flag a user whose points within the window exceed the threshold (0 disables), or who completes actions within
 # the margin of the minimum duration this many times in a row (0 disables).

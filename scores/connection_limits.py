@@ -1,10 +1,10 @@
 """Limits on open live connections (WebSocket and SSE): at most MAX_CONNECTIONS_PER_USER per user and
 MAX_CONNECTIONS_PER_IP per client IP, counted in the `ratelimit` cache so every server process shares the counts
-(Redis when REDIS_URL is set; the embedded default is one process).
+(Redis when REDIS_URL is set; the embedded default is one process). How the counts are kept, and how a crashed
+server's counts are freed within CONNECTION_HEARTBEAT_SECONDS: scores/connection_counts.py.
 
 A consumer calls `aacquire` before accepting and `arelease` on disconnect; an SSE view does the same around its
-stream. A refused WebSocket is closed with code 4429; a refused SSE request gets 429. Counts carry a TTL so a process
-that dies without releasing leaks them for CONNECTION_COUNT_TTL_SECONDS at most. Cache failures follow
+stream. A refused WebSocket is closed with code 4429; a refused SSE request gets 429. Cache failures follow
 RATELIMIT_FAIL_OPEN, like the request rate limits (fail-closed: close code 1013, or 503 with Retry-After).
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.core.cache import caches
 
+from scores import connection_counts
 from scores.exceptions import ScoreboardError
 
 logger = logging.getLogger(__name__)
@@ -55,59 +55,39 @@ def acquire(*, user_id: Any = None, ip: str | None = None) -> Lease:
         limits.append((_key("user", user_id), settings.MAX_CONNECTIONS_PER_USER, "user"))
     if ip:
         limits.append((_key("ip", ip), settings.MAX_CONNECTIONS_PER_IP, "ip"))
-    taken: list[str] = []
+    keys = tuple(key for key, _, _ in limits)
     try:
-        for key, limit, scope in limits:
-            count = _increment(key)
-            taken.append(key)
-            if count > limit:
-                release(Lease(tuple(taken)))
-                raise TooManyConnections(scope=scope, limit=limit)
-    except TooManyConnections:
-        raise
+        refused = connection_counts.store().take(keys, [limit for _, limit, _ in limits])
     except Exception:  # noqa: BLE001 - the counter store failed: apply the explicit fail-open/closed choice
         if not settings.RATELIMIT_FAIL_OPEN:
             raise LimiterUnavailable() from None
         logger.warning("Connection limiter unavailable; accepting (fail-open)", exc_info=True)
         return Lease()
-    return Lease(tuple(taken))
+    if refused is not None:
+        _, limit, scope = limits[refused]
+        raise TooManyConnections(scope=scope, limit=limit)
+    return Lease(keys)
 
 
 def release(lease: Lease) -> None:
     """Give back the counters of a closed connection (safe to call twice only if the lease is dropped after)."""
-    cache = caches[settings.RATELIMIT_USE_CACHE]
-    for key in lease.keys:
-        try:
-            if cache.decr(key) < 0:
-                cache.set(key, 0, settings.CONNECTION_COUNT_TTL_SECONDS)
-        except ValueError:
-            pass  # the count expired meanwhile: nothing to give back
-        except Exception:  # noqa: BLE001 - a failed release only delays a slot until the TTL frees it
-            logger.warning("Could not release connection count %s", key, exc_info=True)
+    if not lease.keys:
+        return
+    try:
+        connection_counts.store().give_back(lease.keys)
+    except Exception:  # noqa: BLE001 - a failed release is corrected by the next heartbeat, or frees at the TTL
+        logger.warning("Could not release connection counts %s", lease.keys, exc_info=True)
 
 
 def open_connections(*, user_id: Any = None, ip: str | None = None) -> int:
     """The current count for a user or an IP (for tests and the admin)."""
     scope, value = ("user", user_id) if user_id is not None else ("ip", ip)
-    return caches[settings.RATELIMIT_USE_CACHE].get(_key(scope, value), 0)
+    return connection_counts.store().count(_key(scope, value))
 
 
 aacquire = sync_to_async(acquire, thread_sensitive=False)
 arelease = sync_to_async(release, thread_sensitive=False)
 
 
-def _increment(key: str) -> int:
-    cache = caches[settings.RATELIMIT_USE_CACHE]
-    ttl = settings.CONNECTION_COUNT_TTL_SECONDS
-    cache.add(key, 0, ttl)
-    try:
-        count = cache.incr(key)
-    except ValueError:  # expired between add and incr
-        cache.add(key, 1, ttl)
-        return 1
-    cache.touch(key, ttl)
-    return count
-
-
 def _key(scope: str, value: Any) -> str:
-    return f"{getattr(settings, 'CONNECTION_LIMIT_KEY_PREFIX', 'conn:')}{scope}:{value}"
+    return f"{settings.CONNECTION_LIMIT_KEY_PREFIX}{scope}:{value}"

@@ -112,7 +112,7 @@ def live_env(**overrides: str) -> dict[str, str]:
     return {
         "DATABASE_URL": database_url(connection.settings_dict), "REDIS_URL": settings.REDIS_URL,
         "RATE_LIMITS_ENABLED": "false", "SUSPICION_MIN_DURATION_STREAK": "0", "SUSPICION_WINDOW_POINTS": "0",
-        # Counts held by a killed server linger until their TTL; they must not refuse the next run's sockets.
+        # Counts held by a killed server linger until its heartbeat lapses; they must not refuse the next sockets.
         "MAX_CONNECTIONS_PER_IP": "1000000",
         **overrides,
     }

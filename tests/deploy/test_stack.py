@@ -52,9 +52,10 @@ def stack(django_db_setup, django_db_blocker):
 
 
 def open_connections(stack: Stack, scope: str, value: object) -> int:
-    """A live-connection count as the servers keep it (Django's Redis cache key: prefix, version, key)."""
-    raw = redis.Redis.from_url(django_settings.REDIS_URL).get(f"{stack.env['REDIS_KEY_PREFIX']}:rl:1:conn:{scope}:{value}")
-    return int(raw or 0)
+    """A live-connection count as the servers keep it: a hash of per-process counts under Django's Redis cache key
+    (prefix, version, key)."""
+    shares = redis.Redis.from_url(django_settings.REDIS_URL).hvals(f"{stack.env['REDIS_KEY_PREFIX']}:rl:1:conn:{scope}:{value}")
+    return sum(int(share) for share in shares)
 
 
 def token(user) -> str:
