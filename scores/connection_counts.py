@@ -119,7 +119,7 @@ class RedisCounts:
         self._heartbeat_prefix = cache.make_key(heartbeat_prefix)
         self._lock = threading.Lock()
         self._held: Counter[str] = Counter()  # this process's share of each count (full Redis keys)
-        self._unsynced: set[str] = set()  # keys whose give-back failed
+        self._unsynced: set[str] = set()  # keys whose take or give-back failed: maybe miscounted in Redis
         self._beaten_at = float("-inf")
         self._beating = False
 
@@ -128,10 +128,15 @@ class RedisCounts:
         with self._lock:
             if time.monotonic() - self._beaten_at > self._beat_every():
                 self._beat()
-            refused = self._client().eval(
-                _TAKE, len(redis_keys), *redis_keys, this_process(), self._heartbeat_prefix,
-                settings.CONNECTION_COUNT_TTL_SECONDS, *limits,
-            )
+            try:
+                refused = self._client().eval(
+                    _TAKE, len(redis_keys), *redis_keys, this_process(), self._heartbeat_prefix,
+                    settings.CONNECTION_COUNT_TTL_SECONDS, *limits,
+                )
+            except Exception:
+                self._unsynced.update(redis_keys)  # it may have counted before the reply was lost
+                self._start_beating()
+                raise
             if refused:
                 return refused - 1
             self._held.update(redis_keys)
@@ -162,7 +167,7 @@ class RedisCounts:
 
     def _beat(self) -> None:
         """Under the lock: renew this process's heartbeat. If it had lapsed, write all of this process's counts
-        back; else only those whose give-back failed."""
+        back; else only those whose take or give-back failed."""
         client, me = self._client(), this_process()
         lapsed = client.set(self._heartbeat_prefix + me, "1", px=settings.CONNECTION_HEARTBEAT_SECONDS * 1000,
                             get=True) is None

@@ -1,7 +1,9 @@
 """Live-connection counts kept in Redis (scores/connection_counts.py): a crashed server's connections stop
-counting once its heartbeat lapses; a live server's keep counting; counts lost from Redis are written back."""
+counting once its heartbeat lapses; a live server's keep counting; counts lost from Redis are written back, and a
+release lost while Redis did not answer is corrected."""
 
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -13,9 +15,11 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect as ws_connect
 
+from deploy.throwaway import PrivateRedis
 from scores import connection_limits
 from scores.connection_limits import TooManyConnections
 from tests.live_servers import Daphne, live_env
+from tests.services_available import skip_or_fail_without
 
 pytestmark = [pytest.mark.redis]
 
@@ -123,3 +127,32 @@ def test_concurrent_connects_never_overshoot_the_limit(settings):
         thread.join(timeout=10)
     assert sorted(outcomes) == ["accepted"] * 5 + ["refused"] * 15
     assert connection_limits.open_connections(user_id="crowd") == 5
+
+
+def test_a_connect_that_timed_out_but_counted_later_is_corrected_by_the_next_heartbeat(settings):
+    if shutil.which("redis-server") is None:
+        skip_or_fail_without("needs the redis-server binary (apt-get install redis-server)")
+    server = PrivateRedis()
+    server.start()
+    try:
+        settings.CACHES = {**settings.CACHES, "private": {**settings.CACHES["ratelimit"], "LOCATION": server.url}}
+        settings.RATELIMIT_USE_CACHE = "private"
+        settings.CONNECTION_HEARTBEAT_SECONDS = 6  # outlives the freeze: the heartbeat itself never lapses
+        settings.MAX_CONNECTIONS_PER_USER = 2
+        connection_limits.acquire(user_id="frozen", ip="10.0.3.1")
+        server.freeze()
+        try:
+            # Times out (REDIS_TIMEOUT_MS): accepted fail-open, holding nothing. The script still sits in Redis's
+            # socket buffer and runs when Redis wakes, counting a connection nobody holds.
+            assert connection_limits.acquire(user_id="frozen", ip="10.0.3.2").keys == ()
+        finally:
+            server.thaw()
+        deadline = time.monotonic() + 6
+        while connection_limits.open_connections(user_id="frozen") != 1:
+            assert time.monotonic() < deadline, "the phantom connection still counts"
+            time.sleep(0.1)
+        connection_limits.acquire(user_id="frozen", ip="10.0.3.3")  # the second slot is free
+        with pytest.raises(TooManyConnections):
+            connection_limits.acquire(user_id="frozen", ip="10.0.3.4")
+    finally:
+        server.cleanup()
