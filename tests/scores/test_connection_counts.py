@@ -139,7 +139,7 @@ def test_a_connect_that_timed_out_but_counted_later_is_corrected_by_the_next_hea
         settings.RATELIMIT_USE_CACHE = "private"
         settings.CONNECTION_HEARTBEAT_SECONDS = 6  # outlives the freeze: the heartbeat itself never lapses
         settings.MAX_CONNECTIONS_PER_USER = 2
-        connection_limits.acquire(user_id="frozen", ip="10.0.3.1")
+        held = [connection_limits.acquire(user_id="frozen", ip="10.0.3.1")]
         server.freeze()
         try:
             # Times out (REDIS_TIMEOUT_MS): accepted fail-open, holding nothing. The script still sits in Redis's
@@ -151,8 +151,11 @@ def test_a_connect_that_timed_out_but_counted_later_is_corrected_by_the_next_hea
         while connection_limits.open_connections(user_id="frozen") != 1:
             assert time.monotonic() < deadline, "the phantom connection still counts"
             time.sleep(0.1)
-        connection_limits.acquire(user_id="frozen", ip="10.0.3.3")  # the second slot is free
+        held.append(connection_limits.acquire(user_id="frozen", ip="10.0.3.3"))  # the second slot is free
         with pytest.raises(TooManyConnections):
             connection_limits.acquire(user_id="frozen", ip="10.0.3.4")
+        for lease in held:  # nothing left for this process's heartbeat to renew once the server is gone
+            connection_limits.release(lease)
+        assert connection_limits.open_connections(user_id="frozen") == 0
     finally:
         server.cleanup()
