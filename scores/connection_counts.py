@@ -65,15 +65,15 @@ return total
 """
 
 
+_process_names: dict = {}
+
+
 def this_process() -> str:
     """This server process's name in the counts (host, pid and a random part: pids are reused)."""
     pid = os.getpid()
     if _process_names.get("pid") != pid:
         _process_names.update(pid=pid, name=f"{socket.gethostname()}:{pid}:{uuid.uuid4().hex[:8]}")
     return _process_names["name"]
-
-
-_process_names: dict = {}
 
 
 class CacheCounts:
