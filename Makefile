@@ -42,13 +42,14 @@ run: venv
 WSGI_WORKERS ?= 4
 WSGI_THREADS ?= 4
 ASGI_PROCESSES ?= 2
+LIVE_PORT ?= 0
 serve: venv
 	@for name in SECRET_KEY DATABASE_URL REDIS_URL; do \
 		if [ -z "$${!name}" ]; then echo "make serve: set $$name in the environment (see README, Production serving)"; exit 2; fi; \
 	done
 	env DEBUG=false $(BIN)/python manage.py migrate --noinput
 	env DEBUG=false $(BIN)/python -m deploy.serve --mode split --wsgi-workers $(WSGI_WORKERS) --wsgi-threads $(WSGI_THREADS) \
-		--asgi-processes $(ASGI_PROCESSES) --host $(HOST) --port $(PORT)
+		--asgi-processes $(ASGI_PROCESSES) --host $(HOST) --port $(PORT) --live-port $(LIVE_PORT)
 
 # The end-to-end benchmark (issue 7): bench/e2e.py against its own database BENCH_DATABASE_URL and Redis db.
 BENCH_DATABASE_URL ?= postgres://127.0.0.1:5432/bench_scoreboard

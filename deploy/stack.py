@@ -52,6 +52,16 @@ def free_listener(host: str = "127.0.0.1") -> socket.socket:
     return listener
 
 
+def shared_listener(host: str, port: int) -> socket.socket:
+    """One of several sockets on the same port (SO_REUSEPORT): the kernel spreads new connections across them."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    listener.bind((host, port))
+    listener.listen(2048)
+    return listener
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as probe:
         probe.bind((host, 0))
@@ -76,7 +86,8 @@ class Stack:
 
     def __init__(self, *, mode: str = "split", wsgi_workers: int = 4, asgi_processes: int = 2,
                  wsgi_threads: int = 4, env: dict[str, str] | None = None, port: int = 0,
-                 host: str = "127.0.0.1", collectstatic: bool = True, log_dir: str | None = None) -> None:
+                 host: str = "127.0.0.1", collectstatic: bool = True, log_dir: str | None = None,
+                 live_port: int = 0) -> None:
         if mode not in ("split", "daphne"):
             raise ValueError("mode is split or daphne")
         self.mode, self.wsgi_workers, self.asgi_processes = mode, wsgi_workers, asgi_processes
@@ -88,6 +99,10 @@ class Stack:
         self.host, self.port = host, port or free_port(host)
         self.url = f"http://{host}:{self.port}"
         self.ws_url = f"ws://{host}:{self.port}"
+        # Optional: the daphne processes also listen together on this port, for a load balancer that routes /ws/
+        # and the SSE stream straight to them (the nginx hop costs the live path most; README, Benchmarks).
+        self.live_port = live_port
+        self.live_url = f"ws://{host}:{live_port}" if live_port else None
         self.collectstatic = collectstatic
         self.dir = Path(log_dir or tempfile.mkdtemp(prefix="scoreboard-stack-"))
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -142,15 +157,20 @@ class Stack:
         listener.close()
 
     def _start_daphne(self, index: int) -> None:
-        listener = free_listener()
-        self.live_ports.append(listener.getsockname()[1])
+        listeners = [free_listener()]
+        self.live_ports.append(listeners[0].getsockname()[1])
+        shared = []
+        if self.live_port:
+            listeners.append(shared_listener(self.host, self.live_port))
+            shared = ["-e", f"fd:fileno={listeners[1].fileno()}"]
         self.daphnes.append(subprocess.Popen(
-            [sys.executable, "-m", "daphne", "--fd", str(listener.fileno()), "--proxy-headers",
+            [sys.executable, "-m", "daphne", "--fd", str(listeners[0].fileno()), *shared, "--proxy-headers",
              "--ping-interval", "20", "scoreboard_project.asgi:application"],
-            cwd=BASE_DIR, env={**self.env, **ASGI_ENV}, pass_fds=[listener.fileno()],
+            cwd=BASE_DIR, env={**self.env, **ASGI_ENV}, pass_fds=[listener.fileno() for listener in listeners],
             stdout=self._log(f"daphne-{index}"), stderr=subprocess.STDOUT, process_group=0,
         ))
-        listener.close()
+        for listener in listeners:
+            listener.close()
 
     def _start_nginx(self) -> None:
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):

@@ -3,13 +3,17 @@ against the suite's PostgreSQL and Redis.
 
 - a completion served by a gunicorn (WSGI) worker reaches a WebSocket viewer and an SSE viewer on daphne;
 - SIGTERM: the WebSocket gets close code 1001 ("going away"), and the live-connection counts are given back;
-- static files come from WhiteNoise after collectstatic.
+- static files come from WhiteNoise after collectstatic;
+- with a live port, the daphne processes also serve WebSockets straight (for a load balancer), and close them with
+  1001 on SIGTERM too.
 """
 
 import asyncio
 import json
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -19,7 +23,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from deploy.stack import Stack
+from deploy.stack import Stack, free_port
 from tests.live_servers import live_env
 
 pytestmark = [
@@ -30,15 +34,15 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def stack(django_db_setup, django_db_blocker):
+@contextmanager
+def running_stack(**options) -> Iterator[Stack]:
     # Its own Redis key prefix (boards, counters, layer), deleted afterwards.
     prefix = f"stack-test-{secrets.token_hex(6)}"
     env = live_env(
         REDIS_KEY_PREFIX=prefix, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(60), SECURE_SSL_REDIRECT="false",
         JWT_SIGNING_KEY=django_settings.SIMPLE_JWT["SIGNING_KEY"], LOG_LEVEL="WARNING",
     )
-    running = Stack(mode="split", wsgi_workers=2, asgi_processes=1, env=env)
+    running = Stack(mode="split", env=env, **options)
     try:
         running.start()
         yield running
@@ -49,6 +53,12 @@ def stack(django_db_setup, django_db_blocker):
         client = redis.Redis.from_url(django_settings.REDIS_URL)
         for key in client.scan_iter(f"{prefix}:*", count=1000):
             client.delete(key)
+
+
+@pytest.fixture
+def stack(django_db_setup, django_db_blocker):
+    with running_stack(wsgi_workers=2, asgi_processes=1) as running:
+        yield running
 
 
 def open_connections(stack: Stack, scope: str, value: object) -> int:
@@ -137,3 +147,25 @@ def test_static_files_and_pages_with_debug_off(stack):
     asset = httpx.get(f"{stack.url}{css}")
     assert asset.status_code == 200 and "max-age=315360000" in asset.headers["cache-control"]
     assert httpx.get(f"{stack.url}/healthz").json() == {"status": "ok"}
+
+
+@pytest.mark.asyncio
+async def test_a_live_port_serves_websockets_straight_from_the_daphne_processes(django_db_setup, alice, bob, quick_type):
+    with running_stack(wsgi_workers=1, asgi_processes=2, live_port=free_port()) as stack:
+        sockets = [await ws_connect(f"{stack.live_url}/ws/scoreboard?token={token(bob)}") for _ in range(4)]
+        for socket in sockets:
+            assert (await first_board(socket))["payload"] == []
+        async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {token(alice)}"}) as api:
+            started = await api.post("/api/v1/users/me/actions", json={"actionType": "quick"})
+            done = await api.put(f"/api/v1/users/me/actions/{started.json()['actionId']}", json={"status": "completed"})
+            assert done.status_code == 200, done.text
+        for socket in sockets:
+            board = await first_board(socket)
+            assert [(row["username"], row["score"]) for row in board["payload"]] == [("alice", 10)]
+
+        codes = await asyncio.to_thread(stack.stop)
+        assert all(code == 0 for code in codes.values()), codes
+        for socket in sockets:
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(socket.recv(), 10)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
