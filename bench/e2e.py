@@ -45,7 +45,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE_DIR))
 sys.path.insert(0, str(BASE_DIR / "bench"))
 
-from deploy.stack import Stack  # noqa: E402
+from deploy.stack import Stack, free_port  # noqa: E402
 from e2e_phases import RESULTS, LayoutRun  # noqa: E402
 from fanout import forget_redis_keys, recreate_database  # noqa: E402
 
@@ -62,7 +62,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seconds", type=float, default=None, help="length of each timed phase")
     parser.add_argument("--actions", type=int, default=None, help="actions started, then completed")
     parser.add_argument("--viewers-direct", action="store_true",
-                        help="viewers connect to the daphne processes themselves, not through nginx")
+                        help="viewers connect to the daphne processes' shared live port (make serve's "
+                             "LIVE_PORT), not through nginx")
     parser.add_argument("--completion-rate", type=float, default=None,
                         help="pace the completions phase to this many per second (default: as fast as it goes)")
     parser.add_argument("--wsgi-workers", type=int, default=int(os.environ.get("WSGI_WORKERS", 4)))
@@ -133,12 +134,13 @@ async def run_mode(mode: str, args: argparse.Namespace, tokens: list[str], stack
 
 
 def _stack(mode: str, args: argparse.Namespace, stack_env: dict[str, str]) -> tuple[Stack, str]:
+    live_port = free_port() if args.viewers_direct else 0
     if mode == "daphne":
-        return (Stack(mode="daphne", asgi_processes=args.daphne_processes, env=stack_env),
+        return (Stack(mode="daphne", asgi_processes=args.daphne_processes, env=stack_env, live_port=live_port),
                 f"nginx + daphne x{args.daphne_processes}")
     threads = f" ({args.wsgi_threads} threads)" if args.wsgi_threads > 1 else " (sync)"
     return (Stack(mode="split", wsgi_workers=args.wsgi_workers, wsgi_threads=args.wsgi_threads,
-                  asgi_processes=args.asgi_processes, env=stack_env),
+                  asgi_processes=args.asgi_processes, env=stack_env, live_port=live_port),
             f"nginx + gunicorn x{args.wsgi_workers}{threads} + daphne x{args.asgi_processes}")
 
 

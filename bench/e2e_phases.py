@@ -47,7 +47,7 @@ class LayoutRun:
 
     async def connect_viewers(self) -> None:
         began = time.monotonic()
-        ports = self.stack.live_ports if self.args.viewers_direct else [self.port]
+        ports = [self.stack.live_port] if self.args.viewers_direct else [self.port]
         self.viewers = ViewerProcess(ports, self.args.viewers)
         connected = await self.viewers.start()
         self.result["viewers_connect_seconds"] = round(time.monotonic() - began, 1)
