@@ -79,6 +79,16 @@ async def first_board(socket) -> dict:
             return message
 
 
+async def stop_and_expect_going_away(stack: Stack, sockets: list) -> None:
+    """SIGTERM the stack: every process exits 0 and every socket gets close code 1001."""
+    codes = await asyncio.to_thread(stack.stop)
+    assert all(code == 0 for code in codes.values()), codes
+    for socket in sockets:
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(socket.recv(), 10)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
 async def sse_events(stack: Stack, user, found: list[dict], stop: asyncio.Event) -> None:
     headers = {"Authorization": f"Bearer {token(user)}"}
     async with httpx.AsyncClient(timeout=30) as client:
@@ -128,12 +138,7 @@ async def test_sigterm_closes_websockets_with_going_away_and_releases_their_coun
     assert open_connections(stack, "user", alice.pk) == 3
     assert open_connections(stack, "ip", "127.0.0.1") == 3
 
-    codes = await asyncio.to_thread(stack.stop)
-    assert all(code == 0 for code in codes.values()), codes
-    for socket in sockets:
-        with pytest.raises(ConnectionClosed) as closed:
-            await asyncio.wait_for(socket.recv(), 10)
-        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+    await stop_and_expect_going_away(stack, sockets)
     await asyncio.wait_for(sse, 10)  # the stream ended cleanly (no error from the client)
     assert open_connections(stack, "user", alice.pk) == 0
     assert open_connections(stack, "ip", "127.0.0.1") == 0
@@ -163,9 +168,4 @@ async def test_a_live_port_serves_websockets_straight_from_the_daphne_processes(
             board = await first_board(socket)
             assert [(row["username"], row["score"]) for row in board["payload"]] == [("alice", 10)]
 
-        codes = await asyncio.to_thread(stack.stop)
-        assert all(code == 0 for code in codes.values()), codes
-        for socket in sockets:
-            with pytest.raises(ConnectionClosed) as closed:
-                await asyncio.wait_for(socket.recv(), 10)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+        await stop_and_expect_going_away(stack, sockets)
