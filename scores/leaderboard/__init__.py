@@ -19,7 +19,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from scoreboard_project.metrics import BOARD_CACHE
-from scores.leaderboard import database, periods, redis_board, redis_rebuild
+from scores.leaderboard import database, periods, redis_board, redis_rebuild, redis_record
 from scores.leaderboard.board import Board, Entry
 from scores.leaderboard.periods import ALL_TIME, PERIODS
 
@@ -105,12 +105,12 @@ def around(user: Any, limit: int = 10, period: str = ALL_TIME) -> Board:
 
 
 # record_score's answer when only rank_of() knows the rank.
-NOT_RANKED = redis_board.NOT_BUILT
+NOT_RANKED = redis_record.NOT_BUILT
 
 
 def record_score(
     *, user_id: Any, score: int, reached_at: datetime | None, snapshot: dict | None = None
-) -> int | None | redis_board.NotBuilt:
+) -> int | None | redis_record.NotBuilt:
     """Apply a committed score change to the boards it belongs to (write-through, after commit). Never raises.
 
     The database board reads the tables, so only Redis has work to do. A Redis failure is logged and remembered:
@@ -139,7 +139,7 @@ def snapshot_for_change(
     the windows_to_total(at), as the change's ledger insert read them."""
     if not _uses_redis():
         return None
-    return redis_board.change_snapshot(
+    return redis_record.change_snapshot(
         user_id=user_id, username=username, total=total, version=version, at=at, windows=periods.all_containing(at),
         period_totals=period_totals,
     )
@@ -156,14 +156,14 @@ def remove_user(*, user_id: Any) -> None:
 
 def _write_through(
     user_id: Any, windows: list[periods.Window], snapshot: dict | None = None
-) -> int | None | redis_board.NotBuilt:
+) -> int | None | redis_record.NotBuilt:
     if not _uses_redis():
         return NOT_RANKED
     if not _redis_available():
         _health.missed_writes = True
         return NOT_RANKED
     try:
-        return redis_board.record(user_id, windows, row=snapshot)[1]
+        return redis_record.record(user_id, windows, row=snapshot)[1]
     except Exception as exc:  # noqa: BLE001 - the change is committed; the board is repaired by a rebuild
         logger.warning("Leaderboard write to Redis failed for user %s (boards will be rebuilt): %s", user_id, exc)
         _health.failed(exc, missed_write=True)

@@ -18,6 +18,9 @@ ledger row, which only grows for a user because their row lock orders their chan
 board is complete: writes never create a board (a missing one is rebuilt from the database), reads of a board
 without the marker answer "not here" and the caller falls back to the database.
 A username there is refreshed by every score change of that user and by every rebuild.
+
+This module holds the key layout and the reads; the write (record) is in redis_record.py, the rebuild in
+redis_rebuild.py, the Lua scripts of both in redis_scripts.py.
 """
 
 import uuid
@@ -26,17 +29,12 @@ from typing import Any
 
 import redis
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db.models import Max, OuterRef, Subquery, Sum
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from scores.leaderboard import redis_scripts
 from scores.leaderboard.board import Board, Entry
 from scores.leaderboard.periods import Window
-from scores.models import ScoreEvent
-
-User = get_user_model()
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 TIME_CEILING = 2**64 - 1
@@ -164,7 +162,7 @@ def ranks_of(window: Window, user_ids: list[Any]) -> tuple[int, dict[str, tuple[
     version, found = 0, {}
     for start in range(0, len(user_ids), _RANKS_PER_CALL):
         batch = [str(user_id) for user_id in user_ids[start : start + _RANKS_PER_CALL]]
-        answer = conn.ranks(keys=[keys.zset, keys.users, keys.built, meta_key()], args=[_hex(u) for u in batch])
+        answer = conn.ranks(keys=[keys.zset, keys.users, keys.built, meta_key()], args=[user_hex(u) for u in batch])
         if answer is None:
             raise BoardNotBuilt(window.key)
         meta, ranks = answer
@@ -185,7 +183,7 @@ def around(window: Window, user_id: Any, limit: int) -> Board:
 def _around(window: Window, user_id: Any, limit: int) -> list:
     keys = Keys(window)
     found = connection().around(
-        keys=[keys.zset, keys.users, keys.built, meta_key()], args=[_hex(user_id), limit]
+        keys=[keys.zset, keys.users, keys.built, meta_key()], args=[user_hex(user_id), limit]
     )
     if found is None:
         raise BoardNotBuilt(window.key)
@@ -208,95 +206,5 @@ def _board(window: Window, rows: list, *, offset: int, meta: list) -> Board:
     )
 
 
-def _hex(user_id: Any) -> str:
+def user_hex(user_id: Any) -> str:
     return user_id.hex if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id)).hex
-
-
-# --- writes ----------------------------------------------------------------------------------------------
-
-
-class NotBuilt:
-    """record()'s rank when the first board is not built: only the database knows it."""
-
-
-NOT_BUILT = NotBuilt()
-
-
-def record(
-    user_id: Any, windows: list[Window], *, by_rebuild: bool = False, row: dict | None = None
-) -> tuple[int, int | None | NotBuilt]:
-    """Set the user's entry on each built board to what the database holds now; returns the number of boards
-    changed and the user's 1-based rank on the first board afterwards (None: not on it; NOT_BUILT).
-
-    Idempotent: it writes totals read from the database (never adds a delta), and a write older than the one on
-    the board (by ledger version) is ignored, so retries and reordering cannot double-count or go back in time.
-    `row`: the totals as change_snapshot() read them in the score change's own transaction (else read here).
-    """
-    if row is None:
-        row = _snapshot(user_id, windows)
-    if row is None or row["version"] is None:
-        return 0, NOT_BUILT
-    keys = [meta_key()]
-    args = [_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
-    now = datetime.now(timezone.utc)
-    for index, window in enumerate(windows):
-        board = Keys(window)
-        keys += [board.zset, board.users, board.built, board.lock, board.pending]
-        score, reached_at = row[f"score_{index}"], row[f"reached_{index}"]
-        present = reached_at is not None and not row["is_banned"]
-        expires = window.expires_at(now)
-        args += [
-            1 if present else 0,
-            exact_score(score) if present else 0,
-            member(reached_at, row["id"]) if present else "",
-            int(expires.timestamp()) if expires else 0,
-        ]
-    applied, rank = connection().record(keys=keys, args=args)
-    return applied, NOT_BUILT if rank == -2 else None if rank == -1 else rank + 1
-
-
-def change_snapshot(
-    *, user_id: Any, username: str, total: int, version: int, at: datetime, windows: list[Window],
-    period_totals: dict[str, tuple[int, datetime]],
-) -> dict:
-    """What record() needs, from the transaction that just changed the score, under the user's row lock.
-
-    The all-time total, the version (the new ledger row's id) and its time come from that transaction; the period
-    totals (window key -> (total, last change)) from its ledger insert. Same values as _snapshot() reads at commit.
-    """
-    row: dict[str, Any] = {
-        "id": user_id if isinstance(user_id, uuid.UUID) else uuid.UUID(str(user_id)),
-        "username": username, "is_banned": False, "version": version, "version_at": at,
-    }
-    for index, window in enumerate(windows):
-        score, reached = (total, at) if window.is_all_time else period_totals[window.key]
-        row[f"score_{index}"], row[f"reached_{index}"] = score, reached
-    return row
-
-
-def _snapshot(user_id: Any, windows: list[Window]) -> dict | None:
-    # One SQL statement, so the totals of every board and the version come from one consistent snapshot.
-    events = ScoreEvent.objects.filter(user=OuterRef("pk")).order_by()
-    newest = events.order_by("-id")
-    annotations = {
-        "version": Subquery(newest.values("id")[:1]),
-        "version_at": Subquery(newest.values("created_at")[:1]),
-    }
-    for index, window in enumerate(windows):
-        if window.is_all_time:
-            continue
-        inside = events.filter(created_at__gte=window.start, created_at__lt=window.end).values("user")
-        annotations[f"score_{index}"] = Subquery(inside.annotate(total=Sum("delta")).values("total"))
-        annotations[f"reached_{index}"] = Subquery(inside.annotate(last=Max("created_at")).values("last"))
-    row = (
-        User.objects.filter(pk=user_id)
-        .values("id", "username", "score", "score_updated_at", "is_banned")
-        .annotate(**annotations)
-        .first()
-    )
-    if row is None:
-        return None
-    for index, window in enumerate(windows):
-        if window.is_all_time:
-            row[f"score_{index}"], row[f"reached_{index}"] = row["score"], row["score_updated_at"]
-    return row

@@ -26,10 +26,10 @@ from scores.leaderboard.redis_board import (
     exact_score,
     member,
     meta_key,
-    record,
     stats_key,
     user_id_of,
 )
+from scores.leaderboard.redis_record import record
 from scores.models import ScoreEvent
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ from django.db import transaction
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from scores import services
-from scores.leaderboard import database, periods, redis_board, redis_rebuild
+from scores.leaderboard import database, periods, redis_board, redis_rebuild, redis_record
 from scores.models import ActionType
 
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", "/tmp/hypothesis-scoreboard")
@@ -108,7 +108,7 @@ def test_an_older_write_arriving_late_changes_nothing(alice, quick_type, setting
     except _Rollback:
         pass
     # The database is back at the older state (10 points, older version): a write carrying it is stale.
-    redis_board.record(alice.pk, periods.all_containing(datetime.now(timezone.utc)))
+    redis_record.record(alice.pk, periods.all_containing(datetime.now(timezone.utc)))
     assert redis_board.top(window, 1).entries[0].score == 20
 
 

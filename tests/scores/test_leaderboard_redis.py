@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import Client
 
 from scores import leaderboard, services
-from scores.leaderboard import database, periods, redis_board, redis_rebuild
+from scores.leaderboard import database, periods, redis_board, redis_rebuild, redis_record
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
 
@@ -258,7 +258,7 @@ def test_the_snapshot_read_in_the_change_transaction_equals_the_one_read_after_c
             period_totals=change.period_totals,
         )
     windows = periods.all_containing(now)
-    after_commit = redis_board._snapshot(alice.pk, windows)
+    after_commit = redis_record._snapshot(alice.pk, windows)
     for key in ("id", "username", "is_banned", "version", "version_at", *[f"{k}_{i}" for k in ("score", "reached")
                                                                           for i in range(len(windows))]):
         assert in_transaction[key] == after_commit[key], key
