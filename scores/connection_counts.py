@@ -185,7 +185,6 @@ class RedisCounts:
                 logger.warning("Live connection counts: this process's heartbeat had lapsed; wrote back %d count(s)",
                                len(self._held))
         self._unsynced = set()
-        self._held = +self._held
         self._beaten_at = time.monotonic()
 
     def _start_beating(self) -> None:
