@@ -44,22 +44,16 @@ WSGI_ENV = {"DB_CONN_MAX_AGE": "600", "DB_POOL": "false"}  # one persistent conn
 ASGI_ENV = {"DB_CONN_MAX_AGE": "0", "DB_POOL": "true"}  # CONN_MAX_AGE leaks under ASGI; the pool does not
 
 
-def free_listener(host: str = "127.0.0.1") -> socket.socket:
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host, 0))
-    listener.listen(2048)
-    return listener
-
-
-def shared_listener(host: str, port: int) -> socket.socket:
-    """One of several sockets on the same port (SO_REUSEPORT): the kernel spreads new connections across them."""
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    listener.bind((host, port))
-    listener.listen(2048)
-    return listener
+def listening_socket(host: str = "127.0.0.1", port: int = 0, *, shared: bool = False) -> socket.socket:
+    """A listening socket (port 0: a free one). `shared`: one of several on the same port (SO_REUSEPORT), the kernel
+    spreading new connections across them."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    return sock
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -143,7 +137,7 @@ class Stack:
         return handle
 
     def _start_gunicorn(self) -> None:
-        listener = free_listener()
+        listener = listening_socket()
         self.http_ports.append(listener.getsockname()[1])
         worker = ["-k", "gthread", "--threads", str(self.wsgi_threads)] if self.wsgi_threads > 1 else ["-k", "sync"]
         self.gunicorn = subprocess.Popen(
@@ -157,11 +151,11 @@ class Stack:
         listener.close()
 
     def _start_daphne(self, index: int) -> None:
-        listeners = [free_listener()]
+        listeners = [listening_socket()]
         self.live_ports.append(listeners[0].getsockname()[1])
         shared = []
         if self.live_port:
-            listeners.append(shared_listener(self.host, self.live_port))
+            listeners.append(listening_socket(self.host, self.live_port, shared=True))
             shared = ["-e", f"fd:fileno={listeners[1].fileno()}"]
         self.daphnes.append(subprocess.Popen(
             [sys.executable, "-m", "daphne", "--fd", str(listeners[0].fileno()), *shared, "--proxy-headers",
