@@ -50,7 +50,10 @@ class ActionAdmin(ReadOnlyAdmin):
         self.message_user(request, f"Voided {voided} action(s).", messages.SUCCESS)
 
     def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
-        # Admin actions need change permission; the form stays read-only because every field is read-only.
+        # The void action needs change permission on the list (obj is None). An action's own page stays view-only:
+        # its Save would write back the row as read, undoing a completion or a void committed meanwhile.
+        if obj is not None:
+            return False
         return request.user.is_superuser or request.user.has_perm("scores.change_action")
 
     def get_readonly_fields(self, request: HttpRequest, obj: object = None) -> list[str]:
