@@ -3,9 +3,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.validators import MinValueValidator
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import F, Q
+
+MAX_POINTS = 1_000_000
+MAX_MULTIPLIER = Decimal(100)
 
 
 class ActionType(models.Model):
@@ -13,7 +16,9 @@ class ActionType(models.Model):
 
     code = models.SlugField(max_length=64, unique=True, help_text="Stable identifier used by API clients.")
     name = models.CharField(max_length=120)
-    points = models.PositiveIntegerField(validators=[MinValueValidator(1)])
+    # The bounds on points and multipliers keep every payment (points x the highest multiplier, 10^8 at most) within
+    # the integer columns that hold it.
+    points = models.PositiveIntegerField(validators=[MinValueValidator(1), MaxValueValidator(MAX_POINTS)])
     min_duration_seconds = models.PositiveIntegerField(default=0)
     max_duration_seconds = models.PositiveIntegerField(default=3600, validators=[MinValueValidator(1)])
     is_active = models.BooleanField(default=True)
@@ -125,7 +130,7 @@ class MultiplierEvent(models.Model):
 
     action_type = models.ForeignKey(ActionType, on_delete=models.CASCADE, related_name="multiplier_events")
     multiplier = models.DecimalField(
-        max_digits=6, decimal_places=2, validators=[MinValueValidator(Decimal("0.01"))], help_text="e.g. 2 for double points"
+        max_digits=6, decimal_places=2, validators=[MinValueValidator(Decimal("0.01")), MaxValueValidator(MAX_MULTIPLIER)], help_text="e.g. 2 for double points"
     )
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()

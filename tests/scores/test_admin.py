@@ -1,7 +1,7 @@
 import pytest
 
 from scores import services
-from scores.models import ScoreEvent
+from scores.models import MultiplierEvent, ScoreEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -99,3 +99,21 @@ def test_an_actions_admin_page_is_view_only(client, admin_user, played):
     client.post("/admin/scores/action/", {"action": "void_selected", "_selected_action": [str(played.pk)]})
     played.refresh_from_db()
     assert played.status == "voided"
+
+
+def test_points_and_multipliers_are_bounded_so_every_payment_fits(client, admin_user, quick_type):
+    client.force_login(admin_user)
+    response = client.post(
+        f"/admin/scores/actiontype/{quick_type.pk}/change/",
+        {"code": "quick", "name": "Quick", "points": 2_000_000_000, "min_duration_seconds": 0,
+         "max_duration_seconds": 60, "is_active": "on"},
+    )
+    assert response.status_code == 200 and "less than or equal to 1000000" in response.content.decode()
+    response = client.post(
+        "/admin/scores/multiplierevent/add/",
+        {"action_type": quick_type.pk, "multiplier": "1000", "starts_at_0": "2026-01-01", "starts_at_1": "00:00:00",
+         "ends_at_0": "2026-01-02", "ends_at_1": "00:00:00", "note": ""},
+    )
+    assert response.status_code == 200 and "less than or equal to 100" in response.content.decode()
+    quick_type.refresh_from_db()
+    assert quick_type.points == 10 and not MultiplierEvent.objects.exists()
