@@ -30,14 +30,18 @@ def record(
 
     Idempotent: it writes totals read from the database (never adds a delta), and a write older than the one on
     the board (by ledger version) is ignored, so retries and reordering cannot double-count or go back in time.
-    `row`: the totals as change_snapshot() read them in the score change's own transaction (else read here).
+    `row`: the totals as change_snapshot() read them in the score change's own transaction (else read here). Such
+    a write arrives after its commit, maybe after a ban's or unban's re-read of the same ledger version: it then
+    yields to that entry, which holds the same totals and the newer ban state.
     """
+    loses_ties = row is not None
     if row is None:
         row = _snapshot(user_id, windows)
     if row is None or row["version"] is None:
         return 0, NOT_BUILT
     keys = [meta_key()]
-    args = [user_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1]
+    args = [user_hex(user_id), row["username"], row["version"], row["version_at"].isoformat(), 0 if by_rebuild else 1,
+            1 if loses_ties else 0]
     now = datetime.now(timezone.utc)
     for index, window in enumerate(windows):
         board = Keys(window)

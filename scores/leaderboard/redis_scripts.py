@@ -71,16 +71,17 @@ return {meta, found}
 
 # KEYS: meta, then per board: zset, users, built, lock, pending.
 # ARGV: uid, username, version, updated, note (1: note the user for a running rebuild; 0: this *is* the rebuild
-# re-applying them), then per board: present (1/0), score, member, expire_at (0 = never).
+# re-applying them), loses_ties (1: a snapshot from the change's own transaction, which an entry of the same version
+# read after its commit, e.g. a ban's, supersedes), then per board: present (1/0), score, member, expire_at (0 = never).
 # -> {boards changed, the user's 0-based rank on the first board afterwards (-1: not on it; -2: not built)}.
 RECORD = """
-local uid, version = ARGV[1], tonumber(ARGV[3])
+local uid, version, loses_ties = ARGV[1], tonumber(ARGV[3]), ARGV[6] == '1'
 if version > tonumber(redis.call('HGET', KEYS[1], 'version') or '0') then
   redis.call('HSET', KEYS[1], 'version', ARGV[3], 'updated', ARGV[4])
 end
 local applied = 0
 for b = 0, (#KEYS - 1) / 5 - 1 do
-  local k, a = 2 + 5 * b, 6 + 4 * b
+  local k, a = 2 + 5 * b, 7 + 4 * b
   local zset, users, built, lock, pending = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3], KEYS[k + 4]
   -- A rebuild is loading this board from an older snapshot: have it re-apply this user after its swap.
   if ARGV[5] == '1' and redis.call('EXISTS', lock) == 1 then
@@ -92,7 +93,8 @@ for b = 0, (#KEYS - 1) / 5 - 1 do
     local stale = false
     if old then
       local sep = string.find(old, ':', 1, true)
-      if tonumber(string.sub(old, 1, sep - 1)) > version then
+      local old_version = tonumber(string.sub(old, 1, sep - 1))
+      if old_version > version or (loses_ties and old_version == version) then
         stale = true
       elseif sep < #old then
         redis.call('ZREM', zset, string.sub(old, sep + 1, sep + 48))

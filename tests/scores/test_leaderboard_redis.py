@@ -236,6 +236,24 @@ def test_a_ban_takes_the_player_off_the_redis_boards_and_an_unban_brings_them_ba
         assert redis_rebuild.drift(window) == []
 
 
+def test_a_ban_committed_before_the_payments_board_write_is_not_undone_by_it(alice, bob, quick_type):
+    from django.db import transaction
+
+    from accounts.services import ban_user
+
+    leaderboard.rebuild()
+    _complete(bob)
+    with transaction.atomic():
+        # Runs after the payment commits and before the payment's own board write (callbacks run in order): the
+        # ban's board write then carries the same ledger version as the payment's late one.
+        transaction.on_commit(lambda: ban_user(user_id=alice.pk))
+        _complete(alice, times=2)
+    for period in leaderboard.PERIODS:
+        window = periods.current(period)
+        assert [e.username for e in redis_board.top(window, 10).entries] == ["bob"]
+        assert redis_rebuild.drift(window) == []
+
+
 def test_the_snapshot_read_in_the_change_transaction_equals_the_one_read_after_commit(alice, bob, quick_type):
     # The write path hands record() the totals its ledger insert read under the row lock (issue 7c); they must be
     # what the full snapshot query reads from the committed tables, for every period board.
