@@ -35,7 +35,7 @@ run: venv
 	@echo ""
 	@echo "  Scoreboard is running: open http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/)"
 	@echo ""
-	$(BIN)/daphne -b $(HOST) -p $(PORT) scoreboard_project.asgi:application
+	$(BIN)/daphne -b $(HOST) -p $(PORT) --access-log /dev/null scoreboard_project.asgi:application
 
 # Production configuration (issue 7): nginx -> gunicorn (API, pages) + daphne (/ws/, SSE), DEBUG off, PostgreSQL and
 # Redis from DATABASE_URL / REDIS_URL, SECRET_KEY from the environment (refused when missing). deploy/serve.py.

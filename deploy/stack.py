@@ -42,6 +42,8 @@ TEMPLATE = Path(__file__).with_name("nginx.conf.template")
 # Settings each kind of process gets on top of the caller's environment.
 WSGI_ENV = {"DB_CONN_MAX_AGE": "600", "DB_POOL": "false"}  # one persistent connection per worker thread
 ASGI_ENV = {"DB_CONN_MAX_AGE": "0", "DB_POOL": "true"}  # CONN_MAX_AGE leaks under ASGI; the pool does not
+# daphne's own access log writes each path with its query string (?token=); the request log replaces it.
+DAPHNE_NO_ACCESS_LOG = ("--access-log", os.devnull)
 
 
 def listening_socket(host: str = "127.0.0.1", port: int = 0, *, shared: bool = False) -> socket.socket:
@@ -159,7 +161,7 @@ class Stack:
             shared = ["-e", f"fd:fileno={listeners[1].fileno()}"]
         self.daphnes.append(subprocess.Popen(
             [sys.executable, "-m", "daphne", "--fd", str(listeners[0].fileno()), *shared, "--proxy-headers",
-             "--ping-interval", "20", "scoreboard_project.asgi:application"],
+             "--ping-interval", "20", *DAPHNE_NO_ACCESS_LOG, "scoreboard_project.asgi:application"],
             cwd=BASE_DIR, env={**self.env, **ASGI_ENV}, pass_fds=[listener.fileno() for listener in listeners],
             stdout=self._log(f"daphne-{index}"), stderr=subprocess.STDOUT, process_group=0,
         ))

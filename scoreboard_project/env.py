@@ -41,7 +41,7 @@ def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
-_RATE = re.compile(r"^\d+/\d*[smhd]$")
+_RATE = re.compile(r"^[1-9]\d*/([1-9]\d*)?[smhd]$")  # a zero count or period would turn the limit off
 
 
 def env_rate(name: str, default: str) -> str:

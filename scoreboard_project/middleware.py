@@ -53,7 +53,9 @@ class RequestLogMiddleware:
         elapsed = time.perf_counter() - started
         match = getattr(request, "resolver_match", None)
         route = match.route if match else "unmatched"
-        REQUEST_LATENCY.labels(route=route, method=request.method, status=response.status_code).observe(elapsed)
+        REQUEST_LATENCY.labels(route=route, method=_method_label(request.method), status=response.status_code).observe(
+            elapsed
+        )
         response["X-Request-ID"] = request.request_id
         # The path only: query strings may carry tokens (?token=) and are never logged.
         logger.info(
@@ -62,3 +64,11 @@ class RequestLogMiddleware:
                    "status": response.status_code, "duration_ms": round(elapsed * 1000, 2), "route": route},
         )
         return response
+
+
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def _method_label(method: str | None) -> str:
+    # Clients may send any word as a method; one label value each would grow the metric without bound.
+    return method if method in _METHODS else "other"

@@ -20,6 +20,22 @@ def test_metrics_refused_from_outside_without_token(client, settings):
     assert response.json()["error"]["code"] == "forbidden"
 
 
+def test_metrics_refused_to_an_outside_client_behind_the_proxy(client, settings):
+    # Behind nginx every request comes from loopback; the client is the address nginx appended.
+    settings.TRUSTED_PROXY_COUNT = 1
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="203.0.113.9").status_code == 403
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1, 203.0.113.9").status_code == 403
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="127.0.0.1").status_code == 200
+
+
+def test_request_methods_outside_http_share_one_metric_label(client):
+    for method in ("BREW", "XYZZYPLUGH"):
+        client.generic(method, "/healthz")
+    body = client.get("/metrics").content.decode()
+    assert 'method="other",route="healthz"' in body
+    assert "BREW" not in body and "XYZZYPLUGH" not in body
+
+
 def test_metrics_token_required_when_set(client, settings):
     settings.METRICS_TOKEN = "s3cret-metrics-token"
     assert client.get("/metrics").status_code == 403
@@ -156,3 +172,16 @@ def test_leaderboard_cache_miss_rebuild_then_hit(client, settings):
     assert client.get("/api/v1/leaderboard").status_code == 200
     after = counts()
     assert {result: after[result] - before[result] for result in after} == {"hit": 1, "miss": 1, "rebuild": 1}
+
+
+def test_json_logs_never_carry_the_request_and_its_query_string(settings):
+    from django.test import RequestFactory
+    from pythonjsonlogger.json import JsonFormatter
+
+    # The JSON formatter as LOG_FORMAT=json configures it (the "()" entry names the class).
+    formatter = JsonFormatter(**{key: value for key, value in settings.LOGGING["formatters"]["json"].items() if key != "()"})
+    record = logging.LogRecord("django.security.DisallowedHost", logging.ERROR, __file__, 1, "Invalid host", (), None)
+    record.request = RequestFactory().get("/api/v1/leaderboard?token=secret-token-123")
+    record.status_code = 400
+    line = formatter.format(record)
+    assert "secret-token-123" not in line and '"status_code": 400' in line

@@ -157,9 +157,12 @@ def test_static_files_and_pages_with_debug_off(stack):
 @pytest.mark.asyncio
 async def test_a_live_port_serves_websockets_straight_from_the_daphne_processes(django_db_setup, alice, bob, quick_type):
     with running_stack(wsgi_workers=1, asgi_processes=2, live_port=free_port()) as stack:
-        sockets = [await ws_connect(f"{stack.live_url}/ws/scoreboard?token={token(bob)}") for _ in range(4)]
+        bobs = token(bob)
+        sockets = [await ws_connect(f"{stack.live_url}/ws/scoreboard?token={bobs}") for _ in range(4)]
         for socket in sockets:
             assert (await first_board(socket))["payload"] == []
+        refused = httpx.get(f"{stack.live_url.replace('ws:', 'http:')}/api/v1/leaderboard/stream?period=x&token={bobs}")
+        assert refused.status_code == 400
         async with httpx.AsyncClient(base_url=stack.url, headers={"Authorization": f"Bearer {token(alice)}"}) as api:
             started = await api.post("/api/v1/users/me/actions", json={"actionType": "quick"})
             done = await api.put(f"/api/v1/users/me/actions/{started.json()['actionId']}", json={"status": "completed"})
@@ -169,3 +172,4 @@ async def test_a_live_port_serves_websockets_straight_from_the_daphne_processes(
             assert [(row["username"], row["score"]) for row in board["payload"]] == [("alice", 10)]
 
         await stop_and_expect_going_away(stack, sockets)
+        assert bobs not in stack.output()  # no server logs a token from a query string

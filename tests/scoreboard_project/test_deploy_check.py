@@ -26,3 +26,25 @@ def test_production_refuses_the_development_secret_key():
                             timeout=60)
     assert result.returncode != 0
     assert "SECRET_KEY" in result.stderr
+
+
+def _check(**settings: str) -> subprocess.CompletedProcess:
+    env = {key: value for key, value in os.environ.items() if key not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(DEBUG="0", SECRET_KEY=secrets.token_urlsafe(60), ALLOWED_HOSTS="scoreboard.example.com", **settings)
+    return subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_production_refuses_a_short_or_empty_jwt_signing_key():
+    for key in ("x", "short-key"):
+        result = _check(JWT_SIGNING_KEY=key)
+        assert result.returncode != 0 and "JWT_SIGNING_KEY" in result.stderr
+    assert _check(JWT_SIGNING_KEY="").returncode == 0  # empty means unset: SECRET_KEY signs
+    assert _check(JWT_SIGNING_KEY=secrets.token_urlsafe(60)).returncode == 0
+
+
+def test_a_rate_limit_with_a_zero_count_or_period_is_refused():
+    for rate in ("30/0m", "0/m", "00/5m"):
+        result = _check(RATE_LIMIT_LOGIN=rate)
+        assert result.returncode != 0 and "RATE_LIMIT_LOGIN" in result.stderr, rate
+    assert _check(RATE_LIMIT_LOGIN="30/5m").returncode == 0
