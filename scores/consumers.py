@@ -30,6 +30,7 @@ CLOSE_NOT_FOUND = 4404
 CLOSE_GOING_AWAY = relay.CLOSE_GOING_AWAY  # the server is shutting down (SIGTERM)
 CLOSE_UNSUPPORTED_DATA = 1003
 CLOSE_TOO_BIG = 1009
+CLOSE_TRY_AGAIN_LATER = 1013  # a dependency failed while the connection was opening
 
 _PONG = json.dumps({"type": "pong"})
 
@@ -102,6 +103,16 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             metrics.count_rejection(refusal.http_status)
             await self.close(code=refusal.close_code)
             return
+        try:
+            await self._open(user, subprotocol, period)
+        except Exception:  # noqa: BLE001 - e.g. the channel layer or the database unreachable mid-connect
+            # Channels calls disconnect() only for a socket that got as far as a websocket.disconnect; without this
+            # the lease (and the relay's hold on this consumer) would outlive the failed connection.
+            logger.exception("Could not open a live connection")
+            await self.disconnect(CLOSE_TRY_AGAIN_LATER)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+
+    async def _open(self, user: Any, subprotocol: str | None, period: str) -> None:
         if user is not None:
             self.groups = [broadcast.user_group(user.pk)]
             await self.channel_layer.group_add(self.groups[0], self.channel_name)
