@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 _YIELD_EVERY = 100
 # On shutdown, how long each viewer may take to close cleanly (WebSocket close handshake, end of an SSE stream).
 GOING_AWAY_WAIT_SECONDS = 2
+_LAYER_RETRY_SECONDS = 1
 CLOSE_GOING_AWAY = 1001
 
 
@@ -134,9 +135,16 @@ class Relay:
                 pending = pending or asyncio.ensure_future(layer.receive(channel))
                 done, _ = await asyncio.wait({pending}, timeout=settings.LIVE_RESYNC_SECONDS)
                 if not done:
-                    await self._idle_tick(layer, channel)
+                    await self._survive(self._idle_tick(layer, channel))
                     continue
-                event, pending = pending.result(), None
+                received, pending = pending, None
+                try:
+                    event = received.result()
+                except Exception:  # noqa: BLE001 - the layer's connection failed; the broadcasts meanwhile are lost
+                    logger.exception("The live relay lost its channel layer: rejoining and re-reading the boards")
+                    await asyncio.sleep(_LAYER_RETRY_SECONDS)
+                    await self._survive(self._idle_tick(layer, channel))
+                    continue
                 if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.boards.get(_period_of(event))):
                     self._show(event)
         finally:
@@ -145,6 +153,14 @@ class Relay:
             if pending is not None:
                 pending.cancel()
             await layer.group_discard(broadcast.BOARD_GROUP, channel)
+
+    @staticmethod
+    async def _survive(step: Any) -> None:
+        # One failed database or Redis read must not end the relay: its viewers would hear nothing more, silently.
+        try:
+            await step
+        except Exception:  # noqa: BLE001 - retried at the next idle tick
+            logger.exception("The live relay's resync failed; retrying at the next tick")
 
     async def _refresh_ranks(self) -> None:
         while True:
