@@ -131,8 +131,9 @@ for i = 1, 2 do
   else redis.call('DEL', KEYS[i + 2]) end
 end
 redis.call('SET', KEYS[5], ARGV[1])
-if ARGV[2] ~= '0' then
-  for i = 3, 5 do redis.call('EXPIREAT', KEYS[i], ARGV[2]) end
+-- RENAME keeps the temporary keys' own expiry (set in case the rebuild died): a board that never ends drops it.
+for i = 3, 5 do
+  if ARGV[2] ~= '0' then redis.call('EXPIREAT', KEYS[i], ARGV[2]) else redis.call('PERSIST', KEYS[i]) end
 end
 if tonumber(ARGV[3]) > tonumber(redis.call('HGET', KEYS[6], 'version') or '0') then
   redis.call('HSET', KEYS[6], 'version', ARGV[3], 'updated', ARGV[4])

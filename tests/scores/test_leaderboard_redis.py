@@ -217,6 +217,15 @@ def test_period_boards_expire_on_their_own_and_all_time_does_not(alice, quick_ty
     assert now > 0
 
 
+def test_a_rebuilt_all_time_board_never_expires(make_user, quick_type):
+    _players(make_user, 3)  # scored before the rebuild, so the rebuild loads them into its temporary keys
+    leaderboard.rebuild()
+    client = redis_board.connection().client
+    all_time = redis_board.Keys(periods.current("all-time"))
+    assert [client.ttl(key) for key in (all_time.zset, all_time.users, all_time.built)] == [-1, -1, -1]
+    assert len(redis_board.top(periods.current("all-time"), 10).entries) == 3
+
+
 def test_a_ban_takes_the_player_off_the_redis_boards_and_an_unban_brings_them_back(alice, bob, quick_type):
     from accounts.services import ban_user, unban_user
 
