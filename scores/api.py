@@ -1,8 +1,9 @@
 from django.contrib.auth import get_user_model
+from django.utils.dateparse import parse_datetime
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.exceptions import NotAuthenticated
-from rest_framework.pagination import CursorPagination
+from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -42,6 +43,19 @@ class NewestFirst(CursorPagination):
     page_size = 20
     max_page_size = 100
     page_size_query_param = "limit"
+
+    def decode_cursor(self, request: Request) -> Cursor | None:
+        # DRF checks a cursor's encoding, not its position, which goes to the database as a started_at value: an
+        # edited one must be an invalid cursor (404), not a database error.
+        cursor = super().decode_cursor(request)
+        if cursor is not None and cursor.position is not None:
+            try:
+                valid = parse_datetime(cursor.position) is not None
+            except ValueError:
+                valid = False
+            if not valid:
+                raise NotFound(self.invalid_cursor_message)
+        return cursor
 
     def get_paginated_response(self, data: list) -> Response:
         return Response({"data": data, "next": self.get_next_link(), "previous": self.get_previous_link()})

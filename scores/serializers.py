@@ -1,4 +1,5 @@
 import json
+from collections.abc import Iterator
 
 from django.conf import settings
 from rest_framework import serializers
@@ -34,12 +35,35 @@ class StartActionSerializer(serializers.Serializer):
             raise serializers.ValidationError(
                 f"metadata may nest at most {settings.ACTION_METADATA_MAX_DEPTH} levels deep."
             )
+        if not all(_storable(text) for text in _strings(value)):
+            # PostgreSQL's jsonb refuses both: a 400 here, not a database error.
+            raise serializers.ValidationError("metadata may not contain NUL characters or unpaired surrogates.")
         size = len(json.dumps(value, separators=(",", ":")).encode())
         if size > settings.ACTION_METADATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"metadata is {size} bytes; at most {settings.ACTION_METADATA_MAX_BYTES} are accepted."
             )
         return value
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _storable(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return "\x00" not in text
 
 
 def _depth(value: object) -> int:

@@ -239,3 +239,34 @@ def test_wrong_method_is_json_405(as_alice):
     response = as_alice.delete("/api/v1/leaderboard")
     assert response.status_code == 405
     assert _error(response)["code"] == "method_not_allowed"
+
+
+def test_an_edited_cursor_is_an_invalid_cursor_not_a_server_error(as_alice):
+    import base64
+
+    for position in ("p=notadate", "p=2026-13-45", "r=1&p=%00", "p=2026-01-01T00:00:00%2B99:00"):
+        cursor = base64.b64encode(position.encode()).decode()
+        response = as_alice.get(f"/api/v1/users/me/actions?cursor={cursor}")
+        assert response.status_code == 404, position
+        assert response.json()["error"]["code"] == "not_found"
+
+
+def test_metadata_with_a_nul_or_a_lone_surrogate_is_refused(as_alice, quick_type):
+    for body in ('{"actionType": "quick", "metadata": {"k": "\\u0000"}}',
+                 '{"actionType": "quick", "metadata": {"\\u0000": 1}}',
+                 '{"actionType": "quick", "metadata": {"k": "\\ud800"}}'):
+        response = as_alice.post("/api/v1/users/me/actions", body, content_type="application/json")
+        assert response.status_code == 400, body
+        assert "metadata" in response.json()["error"]["details"]
+    assert not Action.objects.exists()
+
+
+def test_unsafe_methods_on_unknown_api_paths_get_a_json_404():
+    from rest_framework.test import APIClient
+
+    anon = APIClient(enforce_csrf_checks=True)  # as a real client meets it, with Django's CSRF check on
+    for method, path in (("post", "/api/v1/nonexistent"), ("delete", "/api/v1/leaderboard/"),
+                         ("put", "/api/v1/users/me/actions/")):
+        response = getattr(anon, method)(path, {}, format="json")
+        assert response.status_code == 404, path
+        assert response.json()["error"]["code"] == "not_found"
