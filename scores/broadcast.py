@@ -161,18 +161,27 @@ def flush(noted_at: float | None = None) -> None:
     window = coalescing.window()
     user_ids = window.drain()
     boards = current_boards()
-    previous = window.swap_last({period: board.entries_json for period, board in boards.items()})
+    shown = {period: _as_shown(board) for period, board in boards.items()}
+    previous = window.swap_last(shown)
     board_events: list[tuple[str, dict]] = [
-        (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != board.entries_json
+        (BOARD_GROUP, board.as_event()) for period, board in boards.items() if previous[period] != shown[period]
     ]
     _deliver(board_events)  # before the ranks are looked up: every viewer is waiting for the board
     metrics.count_broadcast(board_events, noted_at)
     message = boards[leaderboard.ALL_TIME]
-    if previous[leaderboard.ALL_TIME] != message.entries_json:
+    if previous[leaderboard.ALL_TIME] != shown[leaderboard.ALL_TIME]:
         user_ids |= _moved_users(previous[leaderboard.ALL_TIME], message.entries_json)
     rank_events = [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
                    for user_id, text in _rank_texts(user_ids, message).items()]
     _deliver(rank_events)
+
+
+def _as_shown(message: BoardMessage) -> str:
+    # A daily or weekly board is compared with its window: a new day's board equal to yesterday's last one is
+    # still news to viewers showing the new day's (empty) board. The all-time board never rolls over.
+    if message.period == leaderboard.ALL_TIME:
+        return message.entries_json
+    return f"{message.window} {message.entries_json}"
 
 
 def _rank_texts(user_ids: set[str], message: BoardMessage) -> dict[str, str]:

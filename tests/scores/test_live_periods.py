@@ -201,6 +201,20 @@ async def test_daily_and_weekly_viewers_get_the_empty_board_when_the_day_and_wee
             await ws.disconnect()
 
 
+async def test_a_new_days_board_equal_to_yesterdays_last_one_is_still_sent(settings, alice):
+    settings.LIVE_ALLOW_ANONYMOUS = True
+    settings.LIVE_RESYNC_SECONDS = 60  # no idle resync to repair a missed broadcast within the test
+    with time_machine.travel(datetime(2030, 1, 8, 23, 59, 0, tzinfo=timezone.utc), tick=True) as clock:
+        await database_sync_to_async(give)(alice, 10)
+        await settle()  # yesterday's last daily board, [alice 10], went out
+        clock.move_to(datetime(2030, 1, 9, 0, 0, 1, tzinfo=timezone.utc))
+        viewer, connected, _ = await connect("/ws/scoreboard?period=daily")
+        assert connected and (await receive(viewer))["payload"] == []  # the new day, empty so far
+        await database_sync_to_async(give)(alice, 10)  # today's board is now what yesterday's was
+        assert board_of(await next_board(viewer)) == [(1, "alice", 10)]
+        await viewer.disconnect()
+
+
 # --- SSE ---------------------------------------------------------------------------------------------------------
 
 
