@@ -208,7 +208,8 @@ annotate(
         summary="The caller's actions, newest first",
         parameters=[
             USER_PATH,
-            OpenApiParameter("limit", OpenApiTypes.INT, description="Page size, at most 100"),
+            OpenApiParameter("limit", {"type": "integer", "minimum": 1, "maximum": 100},
+                             description="Page size, 1 to 100 (default 20)"),
             OpenApiParameter("cursor", OpenApiTypes.STR, description="From the `next`/`previous` links"),
         ],
         responses={
@@ -220,7 +221,7 @@ annotate(
                     "previous": serializers.URLField(allow_null=True),
                 },
             ),
-            **_errors(401, 403, 404),
+            **_errors(400, 401, 403, 404),
         },
     ),
     post=extend_schema(

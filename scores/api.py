@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_datetime
 from rest_framework import status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.exceptions import NotAuthenticated, NotFound
+from rest_framework.exceptions import NotAuthenticated, NotFound, ValidationError
 from rest_framework.pagination import Cursor, CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -43,6 +43,15 @@ class NewestFirst(CursorPagination):
     page_size = 20
     max_page_size = 100
     page_size_query_param = "limit"
+
+    def get_page_size(self, request: Request) -> int:
+        # DRF falls back to the default on a bad `limit`; the API answers 400, as the leaderboard does.
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationError({"limit": [f"limit must be an integer from 1 to {self.max_page_size}."]})
+        return int(raw)
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         # DRF checks a cursor's encoding, not its position, which goes to the database as a started_at value: an

@@ -270,3 +270,14 @@ def test_unsafe_methods_on_unknown_api_paths_get_a_json_404():
         response = getattr(anon, method)(path, {}, format="json")
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "not_found"
+
+
+def test_my_actions_refuse_a_limit_outside_1_to_100(as_alice, quick_type):
+    for limit in ("0", "-5", "abc", "1e20", "101"):
+        response = as_alice.get(f"/api/v1/users/me/actions?limit={limit}")
+        assert response.status_code == 400, limit
+        assert list(response.json()["error"]["details"]) == ["limit"]
+    as_alice.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json")
+    as_alice.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json")
+    page = as_alice.get("/api/v1/users/me/actions?limit=1").json()
+    assert len(page["data"]) == 1 and page["next"]
