@@ -75,7 +75,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             raise
 
     async def going_away(self) -> None:
-        """The server is stopping and has sent this socket a 1001 close frame (scores/relay.py): the client's
+        """The server is stopping and has sent this socket a 1001 close frame (scores/shutdown.py): the client's
         answer arrives as websocket.disconnect and releases the counts; release them here if it never comes."""
         try:
             await asyncio.wait_for(self.released.wait(), relay.GOING_AWAY_WAIT_SECONDS)

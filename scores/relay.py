@@ -21,7 +21,6 @@ in one batch and tells those whose rank or score moved.
 
 import asyncio
 import logging
-import sys
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
@@ -29,7 +28,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from scores import broadcast, frames, leaderboard
+from scores import broadcast, frames, leaderboard, shutdown
 from scores.leaderboard import periods
 
 logger = logging.getLogger(__name__)
@@ -39,7 +38,7 @@ _YIELD_EVERY = 100
 # On shutdown, how long each viewer may take to close cleanly (WebSocket close handshake, end of an SSE stream).
 GOING_AWAY_WAIT_SECONDS = 2
 _LAYER_RETRY_SECONDS = 1
-CLOSE_GOING_AWAY = 1001
+CLOSE_GOING_AWAY = shutdown.CLOSE_GOING_AWAY
 
 
 class Viewer(Protocol):
@@ -113,7 +112,7 @@ class Relay:
         viewers = list(self.viewers)
         if viewers:
             logger.info("Shutting down: closing %d live connection(s) with 'going away'", len(viewers))
-        _send_going_away_frames()
+        shutdown.send_going_away_frames()
         await asyncio.gather(*(viewer.going_away() for viewer in viewers), return_exceptions=True)
 
     async def _run(self) -> None:
@@ -278,38 +277,5 @@ def for_this_loop() -> Relay:
         del _relays[stale]
     if loop not in _relays:
         _relays[loop] = Relay()
-        _close_viewers_on_daphne_shutdown(_relays[loop])
+        shutdown.close_viewers_on_daphne_shutdown(_relays[loop].going_away)
     return _relays[loop]
-
-
-def _close_viewers_on_daphne_shutdown(board_relay: Relay) -> None:
-    """Under daphne, close this process's viewers before the reactor stops (SIGTERM, SIGINT).
-
-    Left alone, daphne drops every socket without a close frame and never sends the consumers a disconnect (its
-    own kill_all_applications trigger even fails with a KeyError when an idle HTTP connection is open), so
-    clients see 1006 and the live-connection counts stay taken until their TTL. The reactor waits for the
-    Deferred returned by a "before shutdown" trigger.
-    """
-    reactor = sys.modules.get("twisted.internet.reactor")
-    if reactor is None or not getattr(reactor, "running", False):
-        return  # not daphne (tests, other servers)
-    from twisted.internet import defer
-
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: defer.Deferred.fromFuture(asyncio.ensure_future(board_relay.going_away()))
-    )
-
-
-def _send_going_away_frames() -> None:
-    """Send close code 1001 to every open WebSocket of this daphne process.
-
-    Not through ASGI: daphne hands an application's websocket.close to autobahn's sendClose, which accepts only
-    1000 and 3000-4999. The daphne Server is found through its own shutdown trigger (it keeps no global).
-    """
-    reactor = sys.modules.get("twisted.internet.reactor")
-    event = getattr(reactor, "_eventTriggers", {}).get("shutdown")
-    # While the "before" phase runs, the triggers already called sit in finishedBefore.
-    for trigger, *_ in [*getattr(event, "finishedBefore", []), *getattr(event, "before", [])]:
-        for protocol in list(getattr(getattr(trigger, "__self__", None), "connections", None) or ()):
-            if hasattr(protocol, "sendCloseFrame") and protocol.state == protocol.STATE_OPEN:
-                protocol.sendCloseFrame(code=CLOSE_GOING_AWAY, reasonUtf8=b"server shutting down")
