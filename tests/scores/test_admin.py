@@ -54,7 +54,7 @@ def test_non_staff_cannot_enter_admin(client, alice):
     assert client.get("/admin/scores/scoreevent/").status_code == 302
 
 
-def test_saving_a_user_read_before_a_payment_keeps_the_payment(client, admin_user, alice, quick_type, played):
+def test_saving_a_user_read_before_a_payment_keeps_the_payment(alice, played):
     read_by_the_admin = type(alice).objects.get(pk=alice.pk)
     services.complete_action(user=alice, action_id=services.start_action(user=alice, action_type_code="quick").pk)
     read_by_the_admin.email = "alice@example.com"
