@@ -1,6 +1,7 @@
 """Reading the environment for settings.py: typed values that refuse a bad one at start-up (ImproperlyConfigured
 names the variable), and the two settings built from URLs: the database and the Redis cache and channel layer."""
 
+import ipaddress
 import os
 import re
 from urllib.parse import urlsplit
@@ -39,6 +40,25 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
 
 def env_list(name: str, default: str) -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_networks(name: str, default: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    networks = []
+    for item in env_list(name, default):
+        try:
+            networks.append(ipaddress.ip_network(item))
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"{name} must be comma-separated networks like 10.0.0.0/8 (no host bits set), got {item!r}"
+            ) from None
+    return networks
+
+
+def env_choice(name: str, default: str, choices: set[str]) -> str:
+    value = os.environ.get(name, default).strip()
+    if value not in choices:
+        raise ImproperlyConfigured(f"{name} must be one of {', '.join(sorted(choices))}, got {value!r}")
+    return value
 
 
 _RATE = re.compile(r"^[1-9]\d*/([1-9]\d*)?[smhd]$")  # a zero count or period would turn the limit off

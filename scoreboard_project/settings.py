@@ -4,7 +4,6 @@ With nothing set it runs on the embedded default (SQLite, in-memory channel laye
 DATABASE_URL and REDIS_URL switch it to PostgreSQL and Redis. Every variable is listed in the README.
 """
 
-import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -12,7 +11,9 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from pythonjsonlogger.core import RESERVED_ATTRS
 
-from scoreboard_project.env import database_from_url, env_bool, env_int, env_list, env_rate, redis_cache_and_layers
+from scoreboard_project.env import (
+    database_from_url, env_bool, env_choice, env_int, env_list, env_networks, env_rate, redis_cache_and_layers,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -107,9 +108,7 @@ else:
 # --- Leaderboard store (issue 3) ----------------------------------------------------------------------
 
 # "database" (SQL on the source of truth) or "redis" (sorted sets, rebuilt from the database when missing).
-LEADERBOARD_BACKEND = os.environ.get("LEADERBOARD_BACKEND", "redis" if REDIS_URL else "database")
-if LEADERBOARD_BACKEND not in {"database", "redis"}:
-    raise ImproperlyConfigured(f"LEADERBOARD_BACKEND must be 'database' or 'redis', got {LEADERBOARD_BACKEND!r}")
+LEADERBOARD_BACKEND = env_choice("LEADERBOARD_BACKEND", "redis" if REDIS_URL else "database", {"database", "redis"})
 LEADERBOARD_REDIS_URL = os.environ.get("LEADERBOARD_REDIS_URL", REDIS_URL)
 if LEADERBOARD_BACKEND == "redis" and not LEADERBOARD_REDIS_URL:
     raise ImproperlyConfigured("LEADERBOARD_BACKEND=redis needs LEADERBOARD_REDIS_URL or REDIS_URL.")
@@ -280,13 +279,10 @@ if not DEBUG:
 # --- Observability ----------------------------------------------------------------------------------
 
 METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
-METRICS_ALLOWED_NETWORKS = [
-    ipaddress.ip_network(network) for network in env_list("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
-]
+METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8,::1/128")
 
-LOG_FORMAT = os.environ.get("LOG_FORMAT", "text")
-if LOG_FORMAT not in {"text", "json"}:
-    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
+LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
@@ -300,7 +296,7 @@ LOGGING = {
         },
     },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
     # Our request log replaces Django's, which would repeat each failed request with its query string.
     "loggers": {"django.request": {"level": "ERROR"}},
 }

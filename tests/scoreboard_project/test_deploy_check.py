@@ -48,3 +48,13 @@ def test_a_rate_limit_with_a_zero_count_or_period_is_refused():
         result = _check(RATE_LIMIT_LOGIN=rate)
         assert result.returncode != 0 and "RATE_LIMIT_LOGIN" in result.stderr, rate
     assert _check(RATE_LIMIT_LOGIN="30/5m").returncode == 0
+
+
+def test_a_malformed_network_or_log_setting_is_refused_by_name():
+    for name, value in (("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,not-a-network"),
+                        ("METRICS_ALLOWED_NETWORKS", "10.0.0.1/8"),
+                        ("LOG_LEVEL", "LOUD"), ("LOG_FORMAT", "xml"), ("LEADERBOARD_BACKEND", "memcached")):
+        result = _check(**{name: value})
+        assert result.returncode != 0, (name, value)
+        assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
+    assert _check(METRICS_ALLOWED_NETWORKS="10.0.0.0/8, 192.168.0.0/16", LOG_LEVEL="WARNING").returncode == 0
