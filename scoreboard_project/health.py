@@ -3,8 +3,11 @@
 /healthz answers 200 whenever the process serves requests. /readyz checks what requests depend on (the database,
 the leaderboard's Redis, the channel layer) with short timeouts and answers 503 when any is down: "down" when the
 database is (nothing works), "degraded" when only Redis or the channel layer is (scores still commit and boards
-are read from the database, but live pushes and the fast board are gone).
+are read from the database, but live pushes and the fast board are gone). The probe is unauthenticated, so a failure
+is named by its exception class only; the message, which names hosts and ports, goes to the log.
 """
+
+import logging
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -19,6 +22,8 @@ from redis.retry import Retry
 from scores import leaderboard
 
 PROBE_TIMEOUT_SECONDS = 0.5
+
+logger = logging.getLogger(__name__)
 
 
 @never_cache
@@ -45,7 +50,7 @@ def _database() -> dict:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
     except DatabaseError as exc:
-        return {"status": "down", "error": f"{type(exc).__name__}: {exc}"}
+        return _down("database", exc)
     return {"status": "ok", "vendor": connection.vendor}
 
 
@@ -60,8 +65,13 @@ def _channel_layer() -> dict:
             address = host["address"] if isinstance(host, dict) else host
             _ping(address if isinstance(address, str) else "redis://{}:{}".format(*address))
     except RedisError as exc:
-        return {"status": "down", "backend": "redis", "error": f"{type(exc).__name__}: {exc}"}
+        return _down("channel layer", exc, backend="redis")
     return {"status": "ok", "backend": "redis", "hosts": len(hosts)}
+
+
+def _down(dependency: str, exc: Exception, **details: str) -> dict:
+    logger.warning("Readiness probe: the %s is down: %s", dependency, exc)
+    return {"status": "down", **details, "error": type(exc).__name__}
 
 
 def _ping(address: str) -> None:

@@ -45,7 +45,7 @@ class _RedisHealth:
         with self.lock:
             self.retry_at = time.monotonic() + settings.LEADERBOARD_REDIS_RETRY_SECONDS
             self.missed_writes = self.missed_writes or missed_write
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = type(exc).__name__  # the message names hosts and ports: it stays in the log
 
     def reset(self) -> None:
         with self.lock:
@@ -192,6 +192,7 @@ def redis_status() -> dict:
     try:
         redis_board.connection().client.ping()
     except RedisError as exc:
+        logger.warning("Readiness probe: the leaderboard's Redis is down: %s", exc)
         _health.failed(exc, missed_write=False)
         return {"status": "down", "backend": "redis", "error": _health.last_error}
     return {"status": "ok", "backend": "redis", "rebuildPending": _health.missed_writes}

@@ -40,6 +40,9 @@ def test_readyz_is_degraded_with_503_when_the_channel_layer_redis_is_down(anon, 
     assert body["status"] == "degraded"
     assert body["checks"]["channelLayer"]["status"] == "down"
     assert body["checks"]["database"]["status"] == "ok"
+    # Unauthenticated: the failure is named, the address it failed on is not.
+    assert body["checks"]["channelLayer"]["error"] == "ConnectionError"
+    assert str(dead_port) not in response.content.decode()
 
 
 def test_probes_refuse_other_methods(anon):

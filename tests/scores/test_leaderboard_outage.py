@@ -81,6 +81,8 @@ def test_redis_stopped_and_restarted_empty(private_redis, client_for, alice, bob
     assert body["status"] == "degraded"
     assert body["checks"]["database"]["status"] == "ok"
     assert body["checks"]["redis"]["status"] == "down"
+    assert body["checks"]["redis"]["error"] == "ConnectionError"
+    assert str(private_redis.port) not in ready.content.decode()  # unauthenticated: no addresses
     assert anon.get("/healthz").status_code == 200
 
     private_redis.start()
