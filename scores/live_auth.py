@@ -9,6 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.contrib.auth import get_user
+from django.http import HttpRequest
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.authentication import JWTAuthentication
@@ -57,6 +59,12 @@ def _refuse_banned(user: Any) -> None:
 async def user_for_token(raw: str) -> Any:
     """The active user an access token names. Raises Refused."""
     return await database_sync_to_async(_user_for_token_sync)(raw)
+
+
+async def session_user(request: HttpRequest) -> Any:
+    """The user of the request's session cookie. Not `request.auser()`: that leaves the connection it opened checked
+    out of the pool for as long as the stream lasts, so a few cookie viewers would starve the API (the pool's size)."""
+    return await database_sync_to_async(get_user)(request)
 
 
 def viewer_or_refuse(user: Any | None) -> Any | None:

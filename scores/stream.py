@@ -17,7 +17,7 @@ from scoreboard_project import metrics
 from scoreboard_project.client_ip import client_ip
 from scoreboard_project.errors import error_body
 from scores import connection_limits, leaderboard, relay
-from scores.live_auth import Refused, token_from_query, user_for_token, viewer_or_refuse
+from scores.live_auth import Refused, session_user, token_from_query, user_for_token, viewer_or_refuse
 
 
 @csrf_exempt  # read-only; exempt so any other method gets the JSON 405 rather than a CSRF page
@@ -69,7 +69,7 @@ async def _viewer(request: HttpRequest) -> Any:
     token = token_from_query(request.META.get("QUERY_STRING", ""))
     if token is not None:
         return await user_for_token(token)
-    return viewer_or_refuse(await request.auser())
+    return viewer_or_refuse(await session_user(request))
 
 
 def _last_event_id(request: HttpRequest) -> int | None:
