@@ -21,8 +21,9 @@ from scores.live_auth import Refused, origin_allowed, token_from_query, user_for
 
 logger = logging.getLogger(__name__)
 
-# Close codes. Before the handshake completes a refusal becomes an HTTP 403 (the ASGI server cannot send a
-# close frame on a socket it never opened); the 44xx codes are what WebsocketCommunicator and logs see.
+# Close codes. A refusal before the handshake completes (a foreign Origin, an unknown period, the connection limits)
+# becomes an HTTP 403 (the ASGI server cannot send a close frame on a socket it never opened); refused credentials
+# open the socket first, so the browser sees 4401/4403 (see _refuse).
 CLOSE_BAD_REQUEST = 4400  # an unknown ?period=
 CLOSE_UNAUTHORIZED = 4401
 CLOSE_FORBIDDEN_ORIGIN = 4403  # also a banned user
@@ -91,9 +92,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         try:
             user, subprotocol = await self._authenticate()
         except Refused as refusal:
-            code = CLOSE_FORBIDDEN_ORIGIN if refusal.code in ("forbidden_origin", "banned") else CLOSE_UNAUTHORIZED
-            metrics.count_rejection(403 if code == CLOSE_FORBIDDEN_ORIGIN else 401, refusal.code)
-            await self.close(code=code)
+            await self._refuse(refusal)
             return
         try:
             self.lease = await connection_limits.aacquire(
@@ -111,6 +110,20 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             logger.exception("Could not open a live connection")
             await self.disconnect(CLOSE_TRY_AGAIN_LATER)
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
+
+    async def _refuse(self, refusal: Refused) -> None:
+        if refusal.code == "forbidden_origin":
+            metrics.count_rejection(403, refusal.code)
+            await self.close(code=CLOSE_FORBIDDEN_ORIGIN)  # the handshake fails: a foreign page learns nothing
+            return
+        code = CLOSE_FORBIDDEN_ORIGIN if refusal.code == "banned" else CLOSE_UNAUTHORIZED
+        metrics.count_rejection(403 if code == CLOSE_FORBIDDEN_ORIGIN else 401, refusal.code)
+        # A browser sees a refused handshake only as 1006, like a network failure, and would retry forever: open
+        # the socket, say why, and close with the code that tells live.js to stop and ask the user to sign in.
+        offered = self.scope.get("subprotocols") or []
+        await self.accept("bearer" if "bearer" in offered else None)
+        await self.send(text_data=_error(refusal.code, refusal.message))
+        await self.close(code=code)
 
     async def _open(self, user: Any, subprotocol: str | None, period: str) -> None:
         if user is not None:

@@ -130,6 +130,24 @@ def test_server_restart_shows_reconnecting_then_live_with_the_current_board(serv
     assert page.locator("#last-update").get_attribute("datetime") != before
 
 
+def test_signed_out_elsewhere_the_board_says_so_instead_of_retrying(server, new_context, ten_players, make_user):
+    make_user("viewer_a")
+    context = new_context()
+    page = sign_in(context, server, "viewer_a")
+    _wait_live(page)
+
+    context.clear_cookies()  # the session is gone (signed out in another tab, or expired)
+    server.stop()
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "reconnecting", timeout=5000)
+    server.start()
+
+    # The reconnect is refused with 4401: the page stops and asks to sign in, rather than retrying for ever.
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "offline", timeout=20_000)
+    expect(page.locator("#live-status .status-text")).to_contain_text("sign in again")
+    time.sleep(2)  # past the first retry delays: it stays refused, not reconnecting
+    expect(page.locator("#live-status")).to_have_attribute("data-state", "offline")
+
+
 def test_browser_offline_shows_offline_then_live_again(server, new_context, ten_players, make_user):
     make_user("viewer_a")
     context = new_context()

@@ -11,6 +11,7 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts.services import ban_user
 from scoreboard_project.asgi import application
 from scores import broadcast, services
 
@@ -47,6 +48,16 @@ async def connect(path: str = "/ws/scoreboard", *, headers=(), subprotocols=None
     communicator = WebsocketCommunicator(application, path, headers=list(headers), subprotocols=subprotocols)
     connected, detail = await communicator.connect()
     return communicator, connected, detail
+
+
+async def refusal(path: str = "/ws/scoreboard", *, headers=(), subprotocols=None) -> tuple[int, str]:
+    """Refused credentials: the socket opens (so a browser sees the code), one error message, then a 44xx close."""
+    ws, connected, _ = await connect(path, headers=headers, subprotocols=subprotocols)
+    assert connected
+    error = json.loads(await ws.receive_from(timeout=3))
+    closed = await ws.receive_output(timeout=3)
+    assert error["type"] == "error" and closed["type"] == "websocket.close", (error, closed)
+    return closed["code"], error["error"]["code"]
 
 
 async def receive(communicator) -> dict:
@@ -114,8 +125,7 @@ async def test_session_cookie_with_allowed_origin(alice, session_cookie):
 
 
 async def test_session_cookie_without_origin_is_refused(session_cookie):
-    _, connected, code = await connect(headers=[(b"cookie", session_cookie)])
-    assert (connected, code) == (False, 4401)
+    assert await refusal(headers=[(b"cookie", session_cookie)]) == (4401, "not_authenticated")
 
 
 async def test_foreign_origin_is_refused_even_with_session_or_token(alice, session_cookie):
@@ -139,8 +149,7 @@ async def test_token_client_without_origin_is_accepted(alice):
 
 
 async def test_no_credentials_refused_by_default():
-    _, connected, code = await connect(headers=[ORIGIN])
-    assert (connected, code) == (False, 4401)
+    assert await refusal(headers=[ORIGIN]) == (4401, "not_authenticated")
 
 
 async def test_bad_expired_or_foreign_tokens_are_refused(alice):
@@ -148,22 +157,24 @@ async def test_bad_expired_or_foreign_tokens_are_refused(alice):
     expired.set_exp(lifetime=-timedelta(seconds=1))
     forged = token(alice)[:-4] + "AAAA"
     for bad in ("garbage", str(expired), forged, ""):
-        _, connected, code = await connect(f"/ws/scoreboard?token={bad}")
-        assert (connected, code) == (False, 4401), bad
-    _, connected, code = await connect(subprotocols=["bearer", "garbage"])
-    assert (connected, code) == (False, 4401)
+        assert (await refusal(f"/ws/scoreboard?token={bad}"))[0] == 4401, bad
+    assert await refusal(subprotocols=["bearer", "garbage"]) == (4401, "invalid_token")
 
 
 async def test_bad_token_refused_even_with_a_valid_session(session_cookie):
-    _, connected, code = await connect("/ws/scoreboard?token=garbage", headers=[(b"cookie", session_cookie), ORIGIN])
-    assert (connected, code) == (False, 4401)
+    assert await refusal("/ws/scoreboard?token=garbage", headers=[(b"cookie", session_cookie), ORIGIN]) == (4401, "invalid_token")
+
+
+async def test_banned_user_is_told_so_and_closed_with_4403(alice):
+    await database_sync_to_async(ban_user)(user_id=alice.pk)
+    assert await refusal(f"/ws/scoreboard?token={token(alice)}") == (4403, "banned")
+    assert await refusal(subprotocols=["bearer", token(alice)]) == (4403, "banned")
 
 
 async def test_inactive_user_token_refused(alice):
     alice.is_active = False
     await database_sync_to_async(alice.save)()
-    _, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}")
-    assert (connected, code) == (False, 4401)
+    assert await refusal(f"/ws/scoreboard?token={token(alice)}") == (4401, "invalid_token")
 
 
 async def test_anonymous_viewers_when_the_setting_allows(settings, alice, quick_type):

@@ -16,7 +16,7 @@ from django.db.models import F
 from scores import broadcast, leaderboard, relay, services
 from scores.consumers import CLOSE_BAD_REQUEST
 from scores.models import ActionType, ScoreEvent
-from tests.scores.test_consumers import ORIGIN, assert_silent, connect, receive, token
+from tests.scores.test_consumers import ORIGIN, assert_silent, connect, receive, refusal, token
 from tests.scores.test_stream import Stream, bearer, error_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
@@ -96,8 +96,8 @@ async def test_default_is_all_time_and_says_so(alice_old_bob_new, alice):
 async def test_weekly_viewer_gets_each_weekly_change_with_growing_versions(alice_old_bob_new, alice, bob, make_user):
     carol = await database_sync_to_async(make_user)("carol")
     await settle()
-    _, connected, code = await connect("/ws/scoreboard?period=weekly", headers=[ORIGIN])
-    assert not connected and code == 4401  # no credentials: a period does not bypass authentication
+    # No credentials: a period does not bypass authentication.
+    assert await refusal("/ws/scoreboard?period=weekly", headers=[ORIGIN]) == (4401, "not_authenticated")
     ws, connected, _ = await connect(f"/ws/scoreboard?period=weekly&token={token(carol)}")
     assert connected
     snapshot = await receive(ws)
