@@ -161,7 +161,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if text_data is None:
             await self.close(code=CLOSE_UNSUPPORTED_DATA)
             return
-        if len(text_data) > settings.LIVE_MAX_FRAME_BYTES:
+        if len(text_data.encode()) > settings.LIVE_MAX_FRAME_BYTES:  # bytes, not characters: "€" is three
             await self.close(code=CLOSE_TOO_BIG)
             return
         try:

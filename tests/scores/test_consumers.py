@@ -232,6 +232,12 @@ async def test_oversized_frame_closes_with_1009(viewer, settings):
     assert await viewer.receive_output(timeout=3) == {"type": "websocket.close", "code": 1009}
 
 
+async def test_frame_size_counts_bytes_not_characters(viewer, settings):
+    euros = "€" * (settings.LIVE_MAX_FRAME_BYTES // 3)  # fewer characters than the limit, more bytes
+    await viewer.send_to(text_data=json.dumps({"type": "ping", "pad": euros}, ensure_ascii=False))
+    assert await viewer.receive_output(timeout=3) == {"type": "websocket.close", "code": 1009}
+
+
 # --- Broadcasts -------------------------------------------------------------------------------------------------
 
 
