@@ -2,6 +2,8 @@ from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 
+from scoreboard_project.fields import StrictCharField
+
 User = get_user_model()
 
 
@@ -12,9 +14,9 @@ def minimum_password_length() -> int:
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150, validators=[User.username_validator])
+    username = StrictCharField(max_length=150, validators=[User.username_validator])
     # min_length states the validators' shortest length (so the schema does too); validate() runs them all.
-    password = serializers.CharField(
+    password = StrictCharField(
         min_length=minimum_password_length(), max_length=128, write_only=True, trim_whitespace=False
     )
     email = serializers.EmailField(required=False, allow_blank=True, default="")
@@ -29,9 +31,9 @@ class RegisterSerializer(serializers.Serializer):
 
 
 class LoginSerializer(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    username = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
 
 
 class RefreshTokenSerializer(serializers.Serializer):
-    refreshToken = serializers.CharField()  # noqa: N815 - the API's field name
+    refreshToken = StrictCharField()  # noqa: N815 - the API's field name

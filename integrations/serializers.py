@@ -1,11 +1,13 @@
 from rest_framework import serializers
 
+from scoreboard_project.fields import StrictCharField
+
 
 class AwardScoreSerializer(serializers.Serializer):
     """What a game server may say: who did which action. Points come from the action type, never from here."""
 
     userId = serializers.UUIDField()  # noqa: N815 - the API's field names
-    actionType = serializers.CharField(max_length=64)  # noqa: N815
+    actionType = StrictCharField(max_length=64)  # noqa: N815
 
 
 class AwardScoreResponseSerializer(serializers.Serializer):

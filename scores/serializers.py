@@ -4,17 +4,9 @@ from collections.abc import Iterator
 from django.conf import settings
 from rest_framework import serializers
 
+from scoreboard_project.fields import StrictCharField
 from scores import leaderboard
 from scores.models import Action, ActionType
-
-
-class StrictCharField(serializers.CharField):
-    """A string field that refuses numbers and booleans instead of coercing them."""
-
-    def to_internal_value(self, data: object) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class ActionTypeSerializer(serializers.ModelSerializer):

@@ -40,12 +40,15 @@ def test_register_taken_username_conflicts(anon, alice):
 @pytest.mark.parametrize(
     "body", [{}, {"username": "zoe"}, {"username": ["x"], "password": "a-long-unusual-passphrase"},
              {"username": "bad name!", "password": "a-long-unusual-passphrase"},
-             {"username": "zoe", "password": "a-long-unusual-passphrase", "email": "nope"}],
+             {"username": "zoe", "password": "a-long-unusual-passphrase", "email": "nope"},
+             {"username": 12345678, "password": "a-long-unusual-passphrase"},  # not coerced to a string
+             {"username": "zoe", "password": 918273645546372819}],
 )
-def test_register_rejects_bad_bodies(anon, body):
+def test_register_rejects_bad_bodies(anon, body, django_user_model):
     response = anon.post(REGISTER, body, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "validation_error"
+    assert not django_user_model.objects.exists()
 
 
 def test_login_returns_token_pair(anon, alice):

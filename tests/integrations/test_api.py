@@ -74,6 +74,15 @@ def test_malformed_body_is_400(make_api_client, alice, quick_type, body):
     nothing_awarded(alice)
 
 
+def test_a_number_for_action_type_is_400_not_coerced(make_api_client, alice):
+    ActionType.objects.create(code="5", name="Five", points=5, min_duration_seconds=0, max_duration_seconds=60)
+    _, raw_key, _ = make_api_client()
+    response = post(raw_key, {"userId": str(alice.pk), "actionType": 5})
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "validation_error"
+    nothing_awarded(alice)
+
+
 def test_unknown_user_is_404(make_api_client, quick_type):
     _, raw_key, _ = make_api_client()
     response = post(raw_key, {"userId": str(uuid.uuid4()), "actionType": "quick"})
