@@ -79,6 +79,14 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
+def _challenge(response: Response, context: dict) -> None:
+    """A 401 names how to authenticate (RFC 9110), as DRF does for its own authentication errors."""
+    view, request = context.get("view"), context.get("request")
+    header = view.get_authenticate_header(request) if view is not None and request is not None else None
+    if header:
+        response["WWW-Authenticate"] = header
+
+
 def _api_response(exc: Exception, context: dict) -> Response | None:
     if dependency_down(exc):
         logger.warning("Dependency unavailable: %s: %s", type(exc).__name__, str(exc).strip()[:200])
@@ -87,6 +95,8 @@ def _api_response(exc: Exception, context: dict) -> Response | None:
         response = Response(error_body(exc.code, exc.message, exc.details), status=exc.http_status)
         if getattr(exc, "retry_after", None):
             response["Retry-After"] = str(exc.retry_after)
+        if exc.http_status == 401:
+            _challenge(response, context)
         return response
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("payload_too_large", "The request body is too large."), status=413)

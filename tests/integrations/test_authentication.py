@@ -55,6 +55,7 @@ def test_captured_signed_request_cannot_be_replayed_under_a_new_key(make_api_cli
     attack = post(raw_key, raw, key="fresh-key", extra=headers)
     assert attack.status_code == 401
     assert attack.json()["error"]["code"] == "signature_reused"
+    assert attack["WWW-Authenticate"] == "X-API-Key"  # every 401 says how to authenticate
     alice.refresh_from_db()
     assert alice.score == 10
 
