@@ -150,7 +150,9 @@ async def test_websocket_gauge_follows_open_sockets(alice):
     assert connected
     assert await read() == before + 1
     refused = WebsocketCommunicator(application, "/ws/scoreboard")  # no credentials: refused, never counted open
-    assert not (await refused.connect())[0]
+    assert (await refused.connect())[0]  # opened only to say why (scores/consumers.py, _refuse)
+    assert (await refused.receive_output(timeout=3))["type"] == "websocket.send"
+    assert await refused.receive_output(timeout=3) == {"type": "websocket.close", "code": 4401}
     assert await read() == before + 1
     await communicator.disconnect()
     assert await read() == before

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from channels.testing import WebsocketCommunicator
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -29,4 +31,6 @@ async def test_sixth_socket_of_a_user_is_closed_4429_and_a_banned_user_4403(alic
     from accounts.services import ban_user
     await sync_to_async(ban_user)(user_id=alice.pk)
     banned = WebsocketCommunicator(application, f"/ws/scoreboard?token={token}")
-    assert await banned.connect() == (False, 4403)
+    assert (await banned.connect())[0]  # opened only to say why, then closed 4403
+    assert json.loads((await banned.receive_output(timeout=3))["text"])["error"]["code"] == "banned"
+    assert await banned.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
