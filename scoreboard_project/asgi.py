@@ -5,7 +5,9 @@ socket without an Origin header, and token clients (games, scripts) send none. C
 Origin check protects, still require an allowed Origin (scores/consumers.py).
 """
 
+import json
 import os
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -16,12 +18,33 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402 - needs the app registry loaded above
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from scoreboard_project.errors import error_body  # noqa: E402
 from scores import routing  # noqa: E402
 from scores.frames import DirectFrames  # noqa: E402
 
+
+class RefuseUndecodableQuery:
+    """Django's ASGI handler answers a query string that is not UTF-8 with an empty text/html 400 before any
+    middleware runs; answer it here instead, in the API's one error shape."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        try:
+            scope.get("query_string", b"").decode()
+        except UnicodeDecodeError:
+            body = json.dumps(error_body("malformed_request", "The query string is not valid UTF-8.")).encode()
+            headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+            await send({"type": "http.response.start", "status": 400, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": RefuseUndecodableQuery(django_asgi_app),
         "websocket": DirectFrames(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
     }
 )
