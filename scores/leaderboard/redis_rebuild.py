@@ -10,6 +10,7 @@ import logging
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
@@ -77,8 +78,15 @@ def wait_for_background_rebuilds(timeout: float = REBUILD_TIMEOUT) -> None:
 
 
 def invalidate(windows: list[Window]) -> None:
-    """Drop the boards' `built` markers: every reader falls back to the database until a rebuild completes."""
-    connection().client.delete(*[Keys(window).built for window in windows])
+    """Drop the boards' `built` markers: every reader falls back to the database until a rebuild completes.
+
+    Also bumps the boards' generation, so a rebuild already loading (its snapshot may predate the write this
+    process missed) is dropped at its swap instead of marking its board built.
+    """
+    pipe = connection().client.pipeline(transaction=True)
+    pipe.hincrby(meta_key(), "generation", 1)
+    pipe.delete(*[Keys(window).built for window in windows])
+    pipe.execute()
 
 
 def _rebuild_in_thread(window: Window, token: str) -> None:
@@ -108,21 +116,49 @@ def _rebuild_locked(window: Window, token: str) -> int:
     keys = Keys(window)
     slow = connection(timeout=REBUILD_TIMEOUT)
     try:
-        version_at, version = database.version()
-        size = _load(window, keys, token, slow)
-        expires = window.expires_at(datetime.now(timezone.utc))
-        slow.client.eval(
-            redis_scripts.SWAP,
-            6,
-            f"{keys.zset}:tmp:{token}", f"{keys.users}:tmp:{token}", keys.zset, keys.users, keys.built, meta_key(),
-            version, int(expires.timestamp()) if expires else 0, version, version_at.isoformat() if version_at else "",
-        )
+        snapshot = load_snapshot(window, token, slow)
+        if not swap_in(window, snapshot, slow):
+            logger.info("Dropped a rebuild of the %s board: the boards were invalidated while it loaded", window.key)
+            return snapshot.size
         _drain_pending(window, keys, slow)
         slow.client.hincrby(stats_key(), f"rebuilds:{window.key}", 1)
     finally:
         slow.client.eval(redis_scripts.RELEASE, 1, keys.lock, token)
-    logger.info("Rebuilt the %s board: %d users in %.2f s", window.key, size, time.monotonic() - started)
-    return size
+    logger.info("Rebuilt the %s board: %d users in %.2f s", window.key, snapshot.size, time.monotonic() - started)
+    return snapshot.size
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A board loaded into temporary keys, and what the swap needs to know about it."""
+
+    token: str
+    generation: str
+    version_at: datetime | None
+    version: int
+    size: int
+
+
+def load_snapshot(window: Window, token: str, slow: Any) -> Snapshot:
+    # The generation is read before the database: an invalidation after this point may concern a write the
+    # snapshot does not hold.
+    generation = slow.client.hget(meta_key(), "generation") or "0"
+    version_at, version = database.version()
+    size = _load(window, Keys(window), token, slow)
+    return Snapshot(token, generation, version_at, version, size)
+
+
+def swap_in(window: Window, snapshot: Snapshot, slow: Any) -> bool:
+    """Put the loaded board in place atomically; False (and the temporary keys dropped) if invalidated since."""
+    keys, token = Keys(window), snapshot.token
+    expires = window.expires_at(datetime.now(timezone.utc))
+    return bool(slow.client.eval(
+        redis_scripts.SWAP,
+        6,
+        f"{keys.zset}:tmp:{token}", f"{keys.users}:tmp:{token}", keys.zset, keys.users, keys.built, meta_key(),
+        snapshot.version, int(expires.timestamp()) if expires else 0, snapshot.version,
+        snapshot.version_at.isoformat() if snapshot.version_at else "", snapshot.generation,
+    ))
 
 
 def _load(window: Window, keys: Keys, token: str, slow: Any) -> int:

@@ -124,8 +124,14 @@ end
 return {applied, rank}
 """
 
-# KEYS: tmp zset, tmp users, zset, users, built, meta. ARGV: built value, expire_at (0 = never), version, updated.
+# KEYS: tmp zset, tmp users, zset, users, built, meta. ARGV: built value, expire_at (0 = never), version, updated,
+# the boards' generation when the rebuild began (redis_rebuild.load_snapshot).
 SWAP = """
+-- The boards were invalidated after this rebuild read its generation: its snapshot may miss a write. Drop it.
+if (redis.call('HGET', KEYS[6], 'generation') or '0') ~= ARGV[5] then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
 for i = 1, 2 do
   if redis.call('EXISTS', KEYS[i]) == 1 then redis.call('RENAME', KEYS[i], KEYS[i + 2])
   else redis.call('DEL', KEYS[i + 2]) end
