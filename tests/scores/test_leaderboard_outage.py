@@ -12,7 +12,8 @@ import pytest
 from deploy.throwaway import PrivateRedis
 from scores import leaderboard
 from tests.services_available import skip_or_fail_without
-from scores.leaderboard import database, periods, redis_board, redis_rebuild
+from scores.leaderboard import database, periods, redis_board, redis_rebuild, redis_scripts
+from tests.scores.test_leaderboard_redis import _complete as complete_directly, _players
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.redis, pytest.mark.postgres]
 
@@ -114,3 +115,26 @@ def test_redis_frozen_keeps_its_stale_board_which_is_rebuilt_when_it_answers(
     _read_every_board_until_rebuilt(anon)
     _assert_redis_matches_database()
     assert [row["username"] for row in anon.get("/api/v1/leaderboard").json()["data"]] == ["bob", "alice"]
+
+
+def test_a_rebuild_that_loaded_before_a_missed_write_is_dropped_at_its_swap(make_user, quick_type, settings):
+    """Recovery after a missed write invalidates the boards; a rebuild whose snapshot predates that write must not
+    then swap in its board and mark it built (it would hide the write until the next rebuild)."""
+    players = _players(make_user, 5)
+    leaderboard.rebuild()
+    window = periods.current("all-time")
+    slow = redis_board.connection(timeout=redis_rebuild.REBUILD_TIMEOUT)
+    token = redis_rebuild._acquire(window, wait=0)  # this test is the rebuild in flight: it holds the board's lock
+    snapshot = redis_rebuild.load_snapshot(window, token, slow)
+
+    settings.LEADERBOARD_REDIS_RETRY_SECONDS = 0
+    live_url, settings.LEADERBOARD_REDIS_URL = settings.LEADERBOARD_REDIS_URL, "redis://127.0.0.1:1/0"
+    complete_directly(players[0], times=5)  # committed, now the top score; its board write cannot reach Redis
+    settings.LEADERBOARD_REDIS_URL = live_url
+    assert leaderboard.top().entries[0].user_id == str(players[0].pk)  # Redis answers again: boards invalidated
+
+    assert redis_rebuild.swap_in(window, snapshot, slow) is False
+    assert redis_rebuild.drift(window) is None  # not built: readers stay on the database
+    slow.client.eval(redis_scripts.RELEASE, 1, redis_board.Keys(window).lock, token)
+    leaderboard.rebuild()
+    assert redis_rebuild.drift(window) == []
