@@ -6,12 +6,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
-from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
+from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.authentication import refuse_if_banned
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
-from accounts.services import register_user
+from accounts.services import register_user, rotate_refresh_token
 from scoreboard_project.ratelimits import by_ip, rate_limit
 from scores import leaderboard
 
@@ -65,12 +65,11 @@ class RefreshView(CredentialView):
     def post(self, request: Request) -> Response:
         body = RefreshTokenSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        tokens = TokenRefreshSerializer(data={"refresh": body.validated_data["refreshToken"]})
         try:
-            tokens.is_valid(raise_exception=True)
+            tokens = rotate_refresh_token(body.validated_data["refreshToken"])
         except TokenError as exc:
             raise InvalidToken(exc.args[0]) from exc
-        return Response(_token_pair(tokens.validated_data["access"], tokens.validated_data["refresh"]))
+        return Response(_token_pair(tokens["access"], tokens["refresh"]))
 
 
 class LogoutView(CredentialView):

@@ -19,7 +19,7 @@ class RegisterSerializer(serializers.Serializer):
     password = StrictCharField(
         min_length=minimum_password_length(), max_length=128, write_only=True, trim_whitespace=False
     )
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
     def validate(self, attrs: dict) -> dict:
         candidate = User(username=attrs["username"], email=attrs.get("email", ""))

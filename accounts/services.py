@@ -1,4 +1,4 @@
-"""Account writes: registration, bans."""
+"""Account writes: registration, refresh-token rotation, bans."""
 
 from functools import partial
 from typing import Any
@@ -6,7 +6,11 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.serializers import TokenRefreshSerializer
+from rest_framework_simplejwt.settings import api_settings as jwt_settings
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from scores import broadcast, leaderboard
 from scores.exceptions import ScoreboardError
@@ -29,6 +33,23 @@ def register_user(*, username: str, password: str, email: str = "") -> User:
             return User.objects.create_user(username=username, password=password, email=email)
     except IntegrityError:
         raise UsernameTaken(username=username) from None
+
+
+def rotate_refresh_token(raw_token: str) -> dict:
+    """A new access and refresh token for a refresh token, which is blacklisted. Raises TokenError.
+
+    simplejwt checks the blacklist and then adds to it without a lock, so several refreshes with one token at once
+    could each succeed; the token's row is locked first, and the ones after the first see it blacklisted.
+    """
+    with transaction.atomic():
+        jti = RefreshToken(raw_token)[jwt_settings.JTI_CLAIM]
+        list(OutstandingToken.objects.select_for_update().filter(jti=jti).values_list("pk"))
+        tokens = TokenRefreshSerializer(data={"refresh": raw_token})
+        try:
+            tokens.is_valid(raise_exception=True)
+        except User.DoesNotExist:
+            raise TokenError("The token's user no longer exists.") from None
+        return tokens.validated_data
 
 
 def ban_user(*, user_id: Any) -> User:

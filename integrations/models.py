@@ -3,6 +3,7 @@
 import hashlib
 import secrets
 
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -14,13 +15,20 @@ def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
 
+def validate_scopes(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(scope, str) for scope in value):
+        raise ValidationError('Scopes must be a list of strings, e.g. ["scores:award"].')
+
+
 class ApiClient(models.Model):
     """A game server allowed to award points. Only the key's hash is stored; the key is shown once."""
 
     SCOPE_AWARD = "scores:award"
 
     name = models.CharField(max_length=120, unique=True)
-    scopes = models.JSONField(default=list, blank=True, help_text='A list of scopes, e.g. ["scores:award"].')
+    scopes = models.JSONField(
+        default=list, blank=True, validators=[validate_scopes], help_text='A list of scopes, e.g. ["scores:award"].'
+    )
     is_active = models.BooleanField(default=True)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     key_hint = models.CharField(max_length=16, editable=False, help_text="The first characters of the key.")
@@ -40,7 +48,8 @@ class ApiClient(models.Model):
         return bool(self.signing_secret)
 
     def has_scope(self, scope: str) -> bool:
-        return scope in (self.scopes or [])
+        # Only a list grants: `in` on a string or a dict would match "scores:award-readonly" or {"scores:award": false}.
+        return isinstance(self.scopes, list) and scope in self.scopes
 
     def set_new_key(self) -> str:
         """Give the client a fresh key and return it; the caller shows it once, only its hash is kept."""

@@ -49,7 +49,8 @@ class NewestFirst(CursorPagination):
         raw = request.query_params.get(self.page_size_query_param)
         if raw is None:
             return self.page_size
-        if not raw.isdigit() or not 1 <= int(raw) <= self.max_page_size:
+        # isdigit() alone also passes "²" and 5,000-digit strings, which int() refuses.
+        if not (raw.isascii() and raw.isdigit() and len(raw) <= 10) or not 1 <= int(raw) <= self.max_page_size:
             raise ValidationError({"limit": [f"limit must be an integer from 1 to {self.max_page_size}."]})
         return int(raw)
 

@@ -30,7 +30,11 @@ class StartActionSerializer(serializers.Serializer):
         if not all(_storable(text) for text in _strings(value)):
             # PostgreSQL's jsonb refuses both: a 400 here, not a database error.
             raise serializers.ValidationError("metadata may not contain NUL characters or unpaired surrogates.")
-        size = len(json.dumps(value, separators=(",", ":")).encode())
+        try:
+            size = len(json.dumps(value, separators=(",", ":"), allow_nan=False).encode())
+        except ValueError:
+            # 1e400 parses as infinity, which jsonb cannot store either.
+            raise serializers.ValidationError("metadata numbers must be finite.") from None
         if size > settings.ACTION_METADATA_MAX_BYTES:
             raise serializers.ValidationError(
                 f"metadata is {size} bytes; at most {settings.ACTION_METADATA_MAX_BYTES} are accepted."

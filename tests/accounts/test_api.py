@@ -3,6 +3,9 @@ import time
 import jwt
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
+
+from tests.concurrency import run_at_once
 
 pytestmark = pytest.mark.django_db
 
@@ -41,6 +44,8 @@ def test_register_taken_username_conflicts(anon, alice):
     "body", [{}, {"username": "zoe"}, {"username": ["x"], "password": "a-long-unusual-passphrase"},
              {"username": "bad name!", "password": "a-long-unusual-passphrase"},
              {"username": "zoe", "password": "a-long-unusual-passphrase", "email": "nope"},
+             # Valid in form, but longer than the column's 254: a 400, not a database error.
+             {"username": "zoe", "password": "a-long-unusual-passphrase", "email": "a" * 64 + "@" + ".".join(["b" * 63] * 3) + ".com"},
              {"username": 12345678, "password": "a-long-unusual-passphrase"},  # not coerced to a string
              {"username": "zoe", "password": 918273645546372819}],
 )
@@ -76,6 +81,30 @@ def test_refresh_rotates_and_old_token_dies(anon, alice):
     again = anon.post(REFRESH, {"refreshToken": first["refreshToken"]}, format="json")
     assert again.status_code == 401
     assert again.json()["error"]["code"] == "invalid_token"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_one_refresh_token_sent_six_times_at_once_mints_one_new_pair(anon, alice):
+    used = _login(anon).json()["refreshToken"]
+
+    def refresh(_: int) -> tuple[int, dict]:
+        response = APIClient().post(REFRESH, {"refreshToken": used}, format="json")
+        return response.status_code, response.json()
+
+    results = run_at_once(refresh, 6)
+    assert sorted(status for status, _ in results) == [200, 401, 401, 401, 401, 401]
+    assert {body["error"]["code"] for status, body in results if status == 401} == {"invalid_token"}
+    (fresh,) = [body["refreshToken"] for status, body in results if status == 200]
+    assert anon.post(REFRESH, {"refreshToken": fresh}, format="json").status_code == 200
+
+
+def test_refresh_token_of_a_deleted_user_is_refused(anon, alice):
+    tokens = _login(anon).json()
+    alice.delete()
+    response = anon.post(REFRESH, {"refreshToken": tokens["refreshToken"]}, format="json")
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_token"
 
 
 def test_refresh_rejects_garbage(anon):

@@ -20,3 +20,12 @@ def test_admin_shows_the_key_once_and_stores_only_its_hash(client, admin_user, a
     assert raw_key not in client.get(f"/admin/integrations/apiclient/{stored.pk}/change/").content.decode()
     assert post(raw_key, {"userId": str(alice.pk), "actionType": "quick"}).status_code == 200
 
+
+
+@pytest.mark.parametrize("scopes", ['"scores:award"', '{"scores:award": true}', '["scores:award", 5]'])
+def test_admin_refuses_scopes_that_are_not_a_list_of_strings(client, admin_user, scopes):
+    client.force_login(admin_user)
+    response = client.post("/admin/integrations/apiclient/add/", {"name": "arcade", "scopes": scopes, "is_active": "on"})
+    assert response.status_code == 200  # the form again, with the error
+    assert "Scopes must be a list of strings" in response.content.decode()
+    assert not ApiClient.objects.exists()

@@ -41,8 +41,10 @@ def test_inactive_client_is_401(make_api_client, alice, quick_type):
     nothing_awarded(alice)
 
 
-def test_client_without_the_award_scope_is_403(make_api_client, alice, quick_type):
-    _, raw_key, _ = make_api_client(scopes=["scores:read"])
+# Scopes that are not a list (saved before the admin checked them) grant nothing, even when `in` would match.
+@pytest.mark.parametrize("scopes", [["scores:read"], "scores:award", "scores:award-readonly", {"scores:award": False}])
+def test_client_without_the_award_scope_is_403(make_api_client, alice, quick_type, scopes):
+    _, raw_key, _ = make_api_client(scopes=scopes)
     assert post(raw_key, {"userId": str(alice.pk), "actionType": "quick"}).status_code == 403
     nothing_awarded(alice)
 
@@ -65,7 +67,10 @@ def test_missing_or_bad_idempotency_key_is_400(make_api_client, alice, quick_typ
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[]", {"userId": "not-a-uuid", "actionType": "quick"}, {"actionType": "quick"}, {"userId": None}],
+    [b"{not json", b"[]", {"userId": "not-a-uuid", "actionType": "quick"}, {"actionType": "quick"}, {"userId": None},
+     # A number or boolean is not converted into a UUID.
+     {"userId": True, "actionType": "quick"}, {"userId": 5, "actionType": "quick"},
+     {"userId": 2**128 - 1, "actionType": "quick"}],
 )
 def test_malformed_body_is_400(make_api_client, alice, quick_type, body):
     _, raw_key, _ = make_api_client()

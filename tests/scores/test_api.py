@@ -251,10 +251,12 @@ def test_an_edited_cursor_is_an_invalid_cursor_not_a_server_error(as_alice):
         assert response.json()["error"]["code"] == "not_found"
 
 
-def test_metadata_with_a_nul_or_a_lone_surrogate_is_refused(as_alice, quick_type):
+def test_metadata_with_a_nul_a_lone_surrogate_or_an_infinite_number_is_refused(as_alice, quick_type):
     for body in ('{"actionType": "quick", "metadata": {"k": "\\u0000"}}',
                  '{"actionType": "quick", "metadata": {"\\u0000": 1}}',
-                 '{"actionType": "quick", "metadata": {"k": "\\ud800"}}'):
+                 '{"actionType": "quick", "metadata": {"k": "\\ud800"}}',
+                 '{"actionType": "quick", "metadata": {"k": 1e400}}',  # parses as infinity
+                 '{"actionType": "quick", "metadata": {"k": [-1e400]}}'):
         response = as_alice.post("/api/v1/users/me/actions", body, content_type="application/json")
         assert response.status_code == 400, body
         assert "metadata" in response.json()["error"]["details"]
@@ -273,7 +275,8 @@ def test_unsafe_methods_on_unknown_api_paths_get_a_json_404():
 
 
 def test_my_actions_refuse_a_limit_outside_1_to_100(as_alice, quick_type):
-    for limit in ("0", "-5", "abc", "1e20", "101"):
+    # "%C2%B2" is "²" and "%EF%BC%95" a full-width 5: str.isdigit() says yes to both.
+    for limit in ("0", "-5", "abc", "1e20", "101", "%C2%B2", "%EF%BC%95", "9" * 5000):
         response = as_alice.get(f"/api/v1/users/me/actions?limit={limit}")
         assert response.status_code == 400, limit
         assert list(response.json()["error"]["details"]) == ["limit"]
