@@ -5,6 +5,7 @@ socket without an Origin header, and token clients (games, scripts) send none. C
 Origin check protects, still require an allowed Origin (scores/consumers.py).
 """
 
+import asyncio
 import json
 import os
 from typing import Any
@@ -42,9 +43,31 @@ class RefuseUndecodableQuery:
         await self.app(scope, receive, send)
 
 
+class NoticeClientGone:
+    """Put an asyncio.Event in the scope (`scoreboard.client_gone`) that is set when the client disconnects.
+
+    Django cancels a request's task once on disconnect, and a view that is inside sync_to_async then carries on
+    (asgiref waits for the thread); a streaming response it then returns is written to a closed connection for
+    ever. The SSE stream watches this event instead (scores/stream.py)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        gone = asyncio.Event()
+
+        async def receive_noting_disconnect() -> dict:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            return message
+
+        await self.app({**scope, "scoreboard.client_gone": gone}, receive_noting_disconnect, send)
+
+
 application = ProtocolTypeRouter(
     {
-        "http": RefuseUndecodableQuery(django_asgi_app),
+        "http": RefuseUndecodableQuery(NoticeClientGone(django_asgi_app)),
         "websocket": DirectFrames(AuthMiddlewareStack(URLRouter(routing.websocket_urlpatterns))),
     }
 )

@@ -39,26 +39,78 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
             return JsonResponse(error_body(refusal.code, refusal.message), status=403)
         return JsonResponse(error_body(refusal.code, refusal.message), status=401, headers={"WWW-Authenticate": "Bearer"})
     try:
-        lease = await connection_limits.aacquire(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
+        lease = await _take_lease(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
     except connection_limits.TooManyConnections as refusal:
         metrics.count_rejection(refusal.http_status)
         return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
                             headers={"Retry-After": str(refusal.retry_after)})
-    response = StreamingHttpResponse(_released_after(_events(_last_event_id(request), period), lease),
+    gone = getattr(request, "scope", {}).get("scoreboard.client_gone") or asyncio.Event()
+    response = StreamingHttpResponse(_LeasedStream(_events(_last_event_id(request), period), lease, gone),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold events back
     return response
 
 
-async def _released_after(events: AsyncIterator[str], lease: connection_limits.Lease) -> AsyncIterator[str]:
-    metrics.SSE_OPEN.inc()
+async def _take_lease(*, user_id: Any, ip: str) -> connection_limits.Lease:
+    # Django cancels the view when the client leaves; the count is taken in a thread that finishes regardless, so
+    # a lease taken after the client left is given back.
+    taking = asyncio.ensure_future(connection_limits.aacquire(user_id=user_id, ip=ip))
     try:
-        async for chunk in events:
-            yield chunk
-    finally:
-        metrics.SSE_OPEN.dec()
-        await connection_limits.arelease(lease)
+        return await asyncio.shield(taking)
+    except asyncio.CancelledError:
+        taking.add_done_callback(_give_back_if_taken)
+        raise
+
+
+def _give_back_if_taken(taking: asyncio.Future) -> None:
+    if not taking.cancelled() and taking.exception() is None:
+        asyncio.ensure_future(connection_limits.arelease(taking.result()))
+
+
+class _LeasedStream:
+    """The events of one stream and the connection lease they hold, given back exactly once.
+
+    When the client leaves, Django cancels the request's task once; a view inside sync_to_async then carries on,
+    and the response it returns is either dropped unsent or streamed to the closed connection for ever. So a guard
+    waits for the client to be gone (scoreboard_project/asgi.py's `scoreboard.client_gone`): it ends the stream, or
+    gives the lease back itself if the stream never started. A stream that ends first, or a response Django closes,
+    stops the guard.
+    """
+
+    def __init__(self, events: AsyncIterator[str], lease: connection_limits.Lease, gone: asyncio.Event) -> None:
+        self._events, self._lease, self._gone = events, lease, gone
+        self._streaming: asyncio.Task | None = None
+        self._loop = asyncio.get_running_loop()
+        self._guard = asyncio.create_task(self._end_when_client_gone())
+
+    async def __aiter__(self) -> AsyncIterator[str]:
+        self._streaming = asyncio.current_task()
+        metrics.SSE_OPEN.inc()
+        try:
+            if not self._gone.is_set():
+                async for chunk in self._events:
+                    yield chunk
+        finally:
+            self._guard.cancel()
+            metrics.SSE_OPEN.dec()
+            await connection_limits.arelease(self._handed_back())
+
+    def close(self) -> None:
+        # Django calls this from a worker thread.
+        self._loop.call_soon_threadsafe(self._guard.cancel)
+        connection_limits.release(self._handed_back())
+
+    async def _end_when_client_gone(self) -> None:
+        await self._gone.wait()
+        if self._streaming is not None:
+            self._streaming.cancel()  # its `finally` gives the lease back
+        else:
+            await connection_limits.arelease(self._handed_back())
+
+    def _handed_back(self) -> connection_limits.Lease:
+        lease, self._lease = self._lease, connection_limits.Lease()
+        return lease
 
 
 async def _viewer(request: HttpRequest) -> Any:

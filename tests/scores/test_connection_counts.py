@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 import time
+from socket import create_connection
 
 import pytest
 import redis
@@ -55,6 +56,28 @@ def servers_env():
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     for key in client.scan_iter(f"{prefix}:*", count=1000):
         client.delete(key)
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(60)
+def test_sse_clients_that_leave_before_their_first_event_give_their_slots_back(servers_env, alice):
+    server = Daphne(servers_env)
+    try:
+        server.wait_ready()
+        request = (f"GET /api/v1/leaderboard/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   f"Authorization: Bearer {AccessToken.for_user(alice)}\r\n\r\n").encode()
+        for _ in range(20):  # ten times the limit of 2, each client gone as soon as it asked
+            with create_connection(("127.0.0.1", server.port)) as client:
+                client.sendall(request)
+        time.sleep(HEARTBEAT_SECONDS * 2)  # a leaked count would be rewritten by the heartbeats meanwhile
+        kept = [open_socket(server, alice), open_socket(server, alice)]  # both slots are free again
+        assert refused(server, alice)
+        for socket in kept:
+            socket.close()
+    finally:
+        print(f"--- daphne (shown when a test fails) ---\n{server.output()}")
+        server.stop()
 
 
 @pytest.mark.postgres
