@@ -119,10 +119,7 @@ class Relay:
         layer = get_channel_layer()
         broadcast.serve_from_this_loop()
         try:
-            channel = await layer.new_channel()
-            await layer.group_add(broadcast.BOARD_GROUP, channel)
-            # Joined before reading, so no broadcast can fall between this snapshot and the first push.
-            self.boards[leaderboard.ALL_TIME] = (await database_sync_to_async(broadcast.current_board)()).as_event()
+            channel = await self._subscribe(layer)
         finally:
             self._ready.set()
         fan_out = asyncio.get_running_loop().create_task(self._fan_out())
@@ -152,6 +149,24 @@ class Relay:
             if pending is not None:
                 pending.cancel()
             await layer.group_discard(broadcast.BOARD_GROUP, channel)
+
+    async def _subscribe(self, layer: Any) -> str:
+        # Retried until it works: a relay that ended here would leave this process's viewers unfed until another
+        # viewer joined. Meanwhile viewers are let in; each join reads its snapshot itself.
+        channel = None
+        while True:
+            try:
+                channel = channel or await layer.new_channel()
+                await layer.group_add(broadcast.BOARD_GROUP, channel)
+                # Joined before reading, so no broadcast can fall between this snapshot and the first push.
+                board = await database_sync_to_async(broadcast.current_board)()
+            except Exception:  # noqa: BLE001 - the layer or the board's store is down: retry
+                logger.exception("The live relay could not join the channel layer or read the board; retrying")
+                self._ready.set()
+                await asyncio.sleep(_LAYER_RETRY_SECONDS)
+                continue
+            self.boards[leaderboard.ALL_TIME] = board.as_event()
+            return channel
 
     @staticmethod
     async def _survive(step: Any) -> None:

@@ -1,6 +1,8 @@
 """The SSE stream through the real ASGI application, one ASGI message at a time."""
 
+import asyncio
 import json
+from urllib.parse import urlsplit
 
 import pytest
 from channels.db import database_sync_to_async
@@ -9,7 +11,8 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from scoreboard_project.asgi import application
-from scores import broadcast, services
+from scores import broadcast, relay, services
+from tests.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
 
@@ -217,3 +220,34 @@ async def test_sse_gauge_counts_open_streams(alice):
     assert await read() == before + 1
     await stream.close()
     assert await read() == before
+
+
+@pytest.mark.redis
+async def test_a_relay_that_started_while_the_layer_was_down_feeds_its_viewers_once_it_is_back(
+    settings, alice, bob, quick_type
+):
+    from channels.layers import channel_layers
+
+    redis_address = urlsplit(settings.REDIS_URL)
+    proxy = TcpProxy((redis_address.hostname, redis_address.port or 6379))
+    proxy.set_mode("refuse")
+    layers = json.loads(json.dumps(settings.CHANNEL_LAYERS))
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = settings.REDIS_URL.replace(
+        redis_address.netloc, f"127.0.0.1:{proxy.port}")
+    settings.CHANNEL_LAYERS = layers  # the channel layer only: the board and the connection counts stay up
+    channel_layers.backends.clear()
+    try:
+        stream = Stream(headers=[bearer(bob)])
+        assert (await stream.open())["status"] == 200
+        await stream.chunk()  # retry hint
+        assert (await stream.event())["data"]["data"] == []  # the join read its own snapshot
+        proxy.set_mode("forward")
+        await asyncio.sleep(relay._LAYER_RETRY_SECONDS * 2.5)  # the relay retries its subscription meanwhile
+
+        await database_sync_to_async(complete)(alice)
+        event = await stream.event()
+        assert [(e["username"], e["score"]) for e in event["data"]["data"]] == [("alice", 10)]
+        await stream.close()
+    finally:
+        proxy.close()
+        channel_layers.backends.clear()
