@@ -52,9 +52,6 @@ class BoardMessage:
     entries: list[dict]
     entries_json: str
     window: str  # e.g. "daily:2026-11-22": a new one means the day or week rolled over
-    # Nothing has changed since this daily/weekly window began: the version is still the last one of the previous
-    # window, so a client holding that version (SSE Last-Event-ID) may be showing the previous window's board.
-    quiet_window: bool = False
 
     @property
     def version(self) -> int:
@@ -77,16 +74,13 @@ class BoardMessage:
     def as_event(self) -> dict:
         digest = hashlib.blake2b(self.entries_json.encode(), digest_size=8).hexdigest()
         return {"type": BOARD_EVENT, "version": self.version, "digest": digest, "ws": self.ws, "sse": self.sse,
-                "period": self.period, "window": self.window, "quiet_window": self.quiet_window}
+                "period": self.period, "window": self.window}
 
 
 def board_message(board: leaderboard.Board, window: periods.Window | None = None) -> BoardMessage:
     """The board as the message every viewer of its period receives (texts built once, on first use)."""
     entries = [entry.as_json() for entry in board.entries]
-    if window is None:
-        return BoardMessage(board, entries, _dumps(entries), board.period)
-    quiet = window.start is not None and (board.last_updated is None or board.last_updated < window.start)
-    return BoardMessage(board, entries, _dumps(entries), window.key, quiet)
+    return BoardMessage(board, entries, _dumps(entries), board.period if window is None else window.key)
 
 
 def current_board(period: str = leaderboard.ALL_TIME) -> BoardMessage:

@@ -219,7 +219,8 @@ class Relay:
             elif event["window"] != shown.get("window", period):
                 logger.info("The %s board rolled over to %s", period, event["window"])
                 self._show(event)
-            elif event["version"] > shown["version"] and event["digest"] != shown["digest"]:
+            # Not only a newer version: a ban changes the board and adds no ledger row.
+            elif event["version"] >= shown["version"] and event["digest"] != shown["digest"]:
                 logger.warning("The live %s board was behind the database (a lost broadcast?): resent version %s",
                                period, event["version"])
                 self._show(event)

@@ -22,8 +22,8 @@ from scores.live_auth import Refused, session_user, token_from_query, user_for_t
 
 @csrf_exempt  # read-only; exempt so any other method gets the JSON 405 rather than a CSRF page
 async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
-    """Stream `leaderboard_update` events of `?period=` (all-time by default): a snapshot (unless Last-Event-ID is
-    current), then every change. An unknown period is a 400."""
+    """Stream `leaderboard_update` events of `?period=` (all-time by default): a snapshot, then every change. An
+    unknown period is a 400."""
     if request.method != "GET":
         return JsonResponse(error_body("method_not_allowed", "Method not allowed."), status=405, headers={"Allow": "GET"})
     try:
@@ -45,7 +45,7 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
         return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
                             headers={"Retry-After": str(refusal.retry_after)})
     gone = getattr(request, "scope", {}).get("scoreboard.client_gone") or asyncio.Event()
-    response = StreamingHttpResponse(_LeasedStream(_events(_last_event_id(request), period), lease, gone),
+    response = StreamingHttpResponse(_LeasedStream(_events(period), lease, gone),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold events back
@@ -124,14 +124,6 @@ async def _viewer(request: HttpRequest) -> Any:
     return viewer_or_refuse(await session_user(request))
 
 
-def _last_event_id(request: HttpRequest) -> int | None:
-    raw = request.headers.get("Last-Event-ID") or request.GET.get("lastEventId")
-    try:
-        return int(raw) if raw else None
-    except ValueError:
-        return None
-
-
 class _StreamViewer:
     """Holds only the newest board not yet written: a slow client skips boards instead of queueing them."""
 
@@ -155,16 +147,15 @@ class _StreamViewer:
             pass
 
 
-async def _events(last_event_id: int | None, period: str) -> AsyncIterator[str]:
+async def _events(period: str) -> AsyncIterator[str]:
     board_relay, viewer = relay.for_this_loop(), _StreamViewer()
     try:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
         board = await board_relay.join(viewer, period)
         sent = relay.LatestBoard(board)
-        # An id equal to the current version means "I have this board", unless the day or week rolled over since
-        # that version was written: the client may hold the previous window's board under the same id.
-        if last_event_id != board["version"] or board.get("quiet_window"):
-            yield board["sse"]
+        # Always, even to a client resuming with Last-Event-ID equal to this version: a ban or a day's rollover
+        # changes the board without a new version, so the id cannot say the client holds this board.
+        yield board["sse"]
         while True:
             try:
                 await asyncio.wait_for(viewer.wake.wait(), settings.LIVE_SSE_KEEPALIVE_SECONDS)

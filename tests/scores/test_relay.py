@@ -87,6 +87,34 @@ async def test_idle_relay_repairs_a_lost_broadcast_from_the_database(settings, a
     await ws.disconnect()
 
 
+def _ban_without_broadcast(user) -> None:
+    User.objects.filter(pk=user.pk).update(is_banned=True)
+    leaderboard.remove_user(user_id=user.pk)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_idle_relay_repairs_a_lost_ban_though_the_version_is_unchanged(settings, alice, bob, quick_type):
+    settings.LIVE_COALESCE_MS = 50
+    settings.LIVE_ALLOW_ANONYMOUS = True
+    broadcast.reset()
+    for user in (alice, bob):
+        action = await database_sync_to_async(services.start_action)(user=user, action_type_code="quick")
+        await database_sync_to_async(services.complete_action)(user=user, action_id=action.pk)
+    await asyncio.sleep(0.3)  # the completions' own broadcast goes out before anyone connects
+    settings.LIVE_RESYNC_SECONDS = 0.3
+    ws, connected, _ = await connect()
+    assert connected
+    before = await receive(ws)
+    assert {e["username"] for e in before["payload"]} == {"alice", "bob"}
+
+    await database_sync_to_async(_ban_without_broadcast)(alice)
+
+    board = json.loads(await ws.receive_from(timeout=3))
+    assert [e["username"] for e in board["payload"]] == ["bob"] and board["version"] == before["version"]
+    await ws.disconnect()
+
+
 def test_a_board_from_before_midnight_never_replaces_the_new_days():
     def daily(version: int, day: str, digest: str) -> dict:
         return {**event(version), "period": "daily", "window": f"daily:2030-01-{day}", "digest": digest}

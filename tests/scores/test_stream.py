@@ -110,14 +110,19 @@ async def test_session_cookie_works(alice):
     await stream.close()
 
 
-async def test_last_event_id_equal_to_current_waits_for_the_next_change(settings, alice, quick_type):
+async def test_a_resume_with_the_current_id_still_gets_the_board_a_ban_changed(alice, bob, quick_type):
+    from accounts.services import ban_user
+
     await database_sync_to_async(complete)(alice)
+    await database_sync_to_async(complete)(bob)
     version = (await database_sync_to_async(broadcast.current_board)()).version
-    stream = Stream(headers=[bearer(alice), (b"last-event-id", str(version).encode())])
+    await database_sync_to_async(ban_user)(user_id=alice.pk)  # the board changes; its version does not
+    stream = Stream(headers=[bearer(bob), (b"last-event-id", str(version).encode())])
     await stream.open()
     assert await stream.chunk() == "retry: 3000\n\n"
-    assert await stream.silent(0.3)
-    await database_sync_to_async(complete)(alice)
+    event = await stream.event()
+    assert int(event["id"]) == version and [e["username"] for e in event["data"]["data"]] == ["bob"]
+    await database_sync_to_async(complete)(bob)
     event = await stream.event()
     assert int(event["id"]) > version and event["data"]["data"][0]["score"] == 20
     await stream.close()
