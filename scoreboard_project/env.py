@@ -75,6 +75,8 @@ def env_rate(name: str, default: str) -> str:
 def database_from_url(url: str) -> dict:
     """The default database from DATABASE_URL, with the DB_* knobs (README, Settings)."""
     database = environ.Env.db_url_config(url)
+    if not database.get("ENGINE"):
+        raise ImproperlyConfigured(f"DATABASE_URL must be a URL such as postgres://host:5432/name, got {url!r}")
     if database["ENGINE"] == "django.db.backends.postgresql":
         _tune_postgresql(database)
     if database["ENGINE"] == "django.db.backends.sqlite3":
@@ -104,8 +106,9 @@ def _tune_postgresql(database: dict) -> None:
         # Under ASGI persistent connections leak (one per thread); psycopg's pool is the safe way to reuse them.
         # With CONN_HEALTH_CHECKS Django has the pool check a connection before handing it out, so after a
         # database restart a dead one is replaced instead of failing a request; `timeout` bounds the wait for one.
+        smallest = env_int("DB_POOL_MIN", 2)
         database["OPTIONS"]["pool"] = {
-            "min_size": env_int("DB_POOL_MIN", 2), "max_size": env_int("DB_POOL_MAX", 20),
+            "min_size": smallest, "max_size": env_int("DB_POOL_MAX", max(20, smallest), minimum=max(1, smallest)),
             "timeout": env_int("DB_POOL_TIMEOUT", 5, minimum=1),
         }
     if os.environ.get("TEST_DATABASE_NAME"):
@@ -116,6 +119,14 @@ _LAYER_BACKENDS = {
     "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
+
+
+def redis_url(name: str) -> str:
+    """A Redis URL setting (empty: unset); anything but redis://, rediss:// or unix:// is refused at start-up."""
+    value = os.environ.get(name, "").strip()
+    if value and urlsplit(value).scheme not in {"redis", "rediss", "unix"}:
+        raise ImproperlyConfigured(f"{name} must be a redis://, rediss:// or unix:// URL, got {value!r}")
+    return value
 
 
 def redis_cache_and_layers(url: str, timeout: float) -> tuple[dict, dict]:

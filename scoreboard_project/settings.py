@@ -13,6 +13,7 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 
 from scoreboard_project.env import (
     database_from_url, env_bool, env_choice, env_int, env_list, env_networks, env_rate, redis_cache_and_layers,
+    redis_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -94,7 +95,7 @@ AUTH_PASSWORD_VALIDATORS = [
 
 # --- Redis: cache and channel layer -----------------------------------------------------------------
 
-REDIS_URL = os.environ.get("REDIS_URL", "")
+REDIS_URL = redis_url("REDIS_URL")
 # Connect and command timeout of the cache (rate-limit and connection counters) and the channel layer's connect:
 # an unreachable Redis fails a request within this, never hangs it.
 REDIS_TIMEOUT_SECONDS = env_int("REDIS_TIMEOUT_MS", 1000, minimum=1) / 1000
@@ -109,7 +110,7 @@ else:
 
 # "database" (SQL on the source of truth) or "redis" (sorted sets, rebuilt from the database when missing).
 LEADERBOARD_BACKEND = env_choice("LEADERBOARD_BACKEND", "redis" if REDIS_URL else "database", {"database", "redis"})
-LEADERBOARD_REDIS_URL = os.environ.get("LEADERBOARD_REDIS_URL", REDIS_URL)
+LEADERBOARD_REDIS_URL = redis_url("LEADERBOARD_REDIS_URL") or REDIS_URL
 if LEADERBOARD_BACKEND == "redis" and not LEADERBOARD_REDIS_URL:
     raise ImproperlyConfigured("LEADERBOARD_BACKEND=redis needs LEADERBOARD_REDIS_URL or REDIS_URL.")
 LEADERBOARD_KEY_PREFIX = os.environ.get("LEADERBOARD_KEY_PREFIX", os.environ.get("REDIS_KEY_PREFIX", "scoreboard") + ":lb")

@@ -58,3 +58,16 @@ def test_a_malformed_network_or_log_setting_is_refused_by_name():
         assert result.returncode != 0, (name, value)
         assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
     assert _check(METRICS_ALLOWED_NETWORKS="10.0.0.0/8, 192.168.0.0/16", LOG_LEVEL="WARNING").returncode == 0
+
+
+def test_a_malformed_database_or_redis_url_or_pool_size_is_refused_by_name():
+    postgres = "postgres://127.0.0.1:5432/scoreboard"
+    for settings, name in (({"DATABASE_URL": "foo"}, "DATABASE_URL"), ({"REDIS_URL": "foo"}, "REDIS_URL"),
+                           ({"LEADERBOARD_REDIS_URL": "localhost:6379"}, "LEADERBOARD_REDIS_URL"),
+                           ({"DATABASE_URL": postgres, "DB_POOL": "1", "DB_POOL_MIN": "30", "DB_POOL_MAX": "20"},
+                            "DB_POOL_MAX"),
+                           ({"DATABASE_URL": postgres, "DB_POOL": "1", "DB_POOL_MAX": "0"}, "DB_POOL_MAX")):
+        result = _check(**settings)
+        assert result.returncode != 0, settings
+        assert "ImproperlyConfigured" in result.stderr and name in result.stderr, result.stderr[-500:]
+    assert _check(DATABASE_URL=postgres, DB_POOL="1", DB_POOL_MIN="30").returncode == 0  # the maximum follows
