@@ -173,3 +173,20 @@ async def test_a_live_port_serves_websockets_straight_from_the_daphne_processes(
 
         await stop_and_expect_going_away(stack, sockets)
         assert bobs not in stack.output()  # no server logs a token from a query string
+
+
+def test_a_backend_that_is_down_gets_a_json_503_and_nginx_does_not_log_the_token(stack, alice):
+    """nginx's error lines quote the request line, query string included, so it logs only critical errors."""
+    secret = token(alice)
+    for daphne in stack.daphnes:
+        daphne.kill()
+        daphne.wait(timeout=10)
+    for path in ("/ws/scoreboard", "/api/v1/leaderboard/stream"):
+        refused = httpx.get(f"{stack.url}{path}?token={secret}", timeout=10)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["retry-after"] == "2"
+        assert refused.json()["error"]["code"] == "service_unavailable"
+        assert refused.json()["error"]["details"]["dependency"] == "backend"
+    assert httpx.get(f"{stack.url}/healthz", timeout=10).status_code == 200  # gunicorn still serves
+    stack.stop()
+    assert secret not in stack.output()
