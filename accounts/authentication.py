@@ -48,13 +48,17 @@ class JWTAuthentication(jwt_authentication.JWTAuthentication):
         token = _verified_tokens.get(raw_token)
         if token is not None and _unexpired(token):
             return token
-        token = super().get_validated_token(raw_token)
+        try:
+            token = super().get_validated_token(raw_token)
+        except (OverflowError, ValueError, TypeError):  # signed, but e.g. an `exp` no datetime can hold
+            raise jwt_authentication.InvalidToken("Token contained an unreadable claim") from None
         if len(_verified_tokens) >= VERIFIED_TOKENS_MAX:
             _verified_tokens.clear()
         _verified_tokens[raw_token] = token
         return token
 
     def get_user(self, validated_token: Any) -> Any:
+        _token_bearer(validated_token)  # a malformed user id is an invalid token, not a failed query
         user = super().get_user(validated_token)
         refuse_if_banned(user)
         return user

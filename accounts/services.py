@@ -4,6 +4,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
@@ -42,13 +43,17 @@ def rotate_refresh_token(raw_token: str) -> dict:
     could each succeed; the token's row is locked first, and the ones after the first see it blacklisted.
     """
     with transaction.atomic():
-        jti = RefreshToken(raw_token)[jwt_settings.JTI_CLAIM]
-        list(OutstandingToken.objects.select_for_update().filter(jti=jti).values_list("pk"))
-        tokens = TokenRefreshSerializer(data={"refresh": raw_token})
         try:
+            token = RefreshToken(raw_token)
+            User._meta.pk.to_python(token.get(jwt_settings.USER_ID_CLAIM))
+            jti = token[jwt_settings.JTI_CLAIM]
+            list(OutstandingToken.objects.select_for_update().filter(jti=jti).values_list("pk"))
+            tokens = TokenRefreshSerializer(data={"refresh": raw_token})
             tokens.is_valid(raise_exception=True)
         except User.DoesNotExist:
             raise TokenError("The token's user no longer exists.") from None
+        except (OverflowError, ValueError, TypeError, DjangoValidationError):  # signed, with an unreadable claim
+            raise TokenError("The token contains an unreadable claim.") from None
         return tokens.validated_data
 
 

@@ -13,8 +13,9 @@ from django.contrib.auth import get_user
 from django.http import HttpRequest
 from django.http.request import split_domain_port, validate_host
 from rest_framework.exceptions import AuthenticationFailed
-from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
+
+from accounts.authentication import Banned, JWTAuthentication
 
 
 class Refused(Exception):
@@ -47,7 +48,8 @@ def _user_for_token_sync(raw: str) -> Any:
         user = auth.get_user(auth.get_validated_token(raw.encode()))
     except (InvalidToken, TokenError, AuthenticationFailed):
         raise Refused("invalid_token", "The token is invalid or expired.") from None
-    _refuse_banned(user)
+    except Banned:
+        raise Refused("banned", "This account is banned.") from None
     return user
 
 

@@ -6,6 +6,7 @@ import time
 
 import jwt
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -65,6 +66,38 @@ def test_token_with_another_algorithm(alice, quick_type, ledger_unchanged, algor
 def test_alg_none_token(alice, quick_type, ledger_unchanged, alg):
     unsigned = f"{_b64({'alg': alg, 'typ': 'JWT'})}.{_b64(_claims(alice))}."
     _refused(unsigned, ledger_unchanged)
+
+
+UNREADABLE_CLAIMS = [
+    {"exp": 10**20}, {"user_id": {"id": 1}}, {"user_id": [1]}, {"user_id": "not-a-uuid"}, {"user_id": 2**128},
+]
+
+
+@pytest.mark.parametrize("claims", UNREADABLE_CLAIMS, ids=lambda claims: json.dumps(claims))
+def test_server_signed_token_with_an_unreadable_claim(alice, quick_type, ledger_unchanged, claims):
+    """Only a holder of the signing key makes these, but they must still be a 401, never a 500."""
+    bad = jwt.encode(_claims(alice, **claims), SIGNING_KEY, algorithm="HS256")
+    _refused(bad, ledger_unchanged)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {bad}")
+    assert_error(client.get("/api/v1/users/me"), 401, "invalid_token")
+    refresh = jwt.encode(_claims(alice, **claims, token_type="refresh"), SIGNING_KEY, algorithm="HS256")
+    assert_error(APIClient().post("/api/v1/auth/refresh", {"refreshToken": refresh}, format="json"), 401)
+    assert_error(client.get("/api/v1/leaderboard/stream"), 401, "invalid_token")
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("claims", UNREADABLE_CLAIMS, ids=lambda claims: json.dumps(claims))
+async def test_websocket_refuses_a_server_signed_token_with_an_unreadable_claim(alice, claims):
+    from scoreboard_project.asgi import application
+
+    bad = jwt.encode(_claims(alice, **claims), SIGNING_KEY, algorithm="HS256")
+    socket = WebsocketCommunicator(application, f"/ws/scoreboard?token={bad}")
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    assert json.loads(await socket.receive_from(timeout=3))["error"]["code"] == "invalid_token"
+    assert (await socket.receive_output(timeout=3))["code"] == 4401
 
 
 def test_expired_token(alice, quick_type, ledger_unchanged):
