@@ -117,6 +117,7 @@ class Stack:
 
     def start(self, timeout: float = 60) -> "Stack":
         try:
+            self._clear_metrics()
             if self.collectstatic:
                 subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
                                cwd=BASE_DIR, env=self.env, check=True)
@@ -132,6 +133,11 @@ class Stack:
             self.stop()
             raise
         return self
+
+    def _clear_metrics(self) -> None:
+        # A previous run's samples would be summed in (its open-connection gauges never drop): start empty.
+        for stale in Path(self.env["PROMETHEUS_MULTIPROC_DIR"]).glob("*.db"):
+            stale.unlink()
 
     def _log(self, name: str):
         handle = open(self.dir / f"{name}.log", "ab")

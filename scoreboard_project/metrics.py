@@ -26,6 +26,7 @@ REJECTED = Counter("scoreboard_rejected_requests_total", "API requests refused",
 WEBSOCKETS_OPEN = Gauge("scoreboard_websocket_connections", "Open WebSocket connections", multiprocess_mode="livesum")
 SSE_OPEN = Gauge("scoreboard_sse_connections", "Open SSE streams", multiprocess_mode="livesum")
 BROADCASTS = Counter("scoreboard_broadcasts_total", "Board broadcasts sent to the channel layer")
+RANK_UPDATES = Counter("scoreboard_rank_updates_total", "Per-user rank messages sent to the channel layer")
 BROADCAST_LAG = Histogram(
     "scoreboard_broadcast_lag_seconds", "From commit to broadcast send",
     # It includes the coalescing window (LIVE_COALESCE_MS, 100 ms by default): finer steps just above it.
@@ -96,3 +97,8 @@ def count_broadcast(events: list, noted_at: float | None) -> None:
     BROADCASTS.inc()
     if noted_at is not None:
         BROADCAST_LAG.observe(max(0.0, time.monotonic() - noted_at))
+
+
+def count_rank_updates(events: list) -> None:
+    if events:
+        RANK_UPDATES.inc(len(events))

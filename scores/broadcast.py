@@ -168,6 +168,7 @@ def flush(noted_at: float | None = None) -> None:
     rank_events = [(user_group(user_id), {"type": RANK_EVENT, "version": message.version, "text": text})
                    for user_id, text in _rank_texts(user_ids, message).items()]
     _deliver(rank_events)
+    metrics.count_rank_updates(rank_events)
 
 
 def _as_shown(message: BoardMessage) -> str:

@@ -87,6 +87,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         try:
             period = relay.requested_period(self.scope.get("query_string", b""))
         except relay.UnknownPeriod:
+            metrics.count_rejection(400, "invalid_period")
             await self.close(code=CLOSE_BAD_REQUEST)
             return
         try:

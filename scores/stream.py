@@ -25,25 +25,22 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
     """Stream `leaderboard_update` events of `?period=` (all-time by default): a snapshot, then every change. An
     unknown period is a 400."""
     if request.method != "GET":
-        return JsonResponse(error_body("method_not_allowed", "Method not allowed."), status=405, headers={"Allow": "GET"})
+        return _refused(405, "method_not_allowed", "Method not allowed.", headers={"Allow": "GET"})
     try:
         period = relay.requested_period(request.META.get("QUERY_STRING", ""))
     except relay.UnknownPeriod as refusal:
-        return JsonResponse(error_body("invalid_period", str(refusal), {"allowed": list(leaderboard.PERIODS)}),
-                            status=400)
+        return _refused(400, "invalid_period", str(refusal), {"allowed": list(leaderboard.PERIODS)})
     try:
         viewer = await _viewer(request)
     except Refused as refusal:
-        metrics.count_rejection(403 if refusal.code == "banned" else 401, refusal.code)
         if refusal.code == "banned":
-            return JsonResponse(error_body(refusal.code, refusal.message), status=403)
-        return JsonResponse(error_body(refusal.code, refusal.message), status=401, headers={"WWW-Authenticate": "Bearer"})
+            return _refused(403, refusal.code, refusal.message)
+        return _refused(401, refusal.code, refusal.message, headers={"WWW-Authenticate": "Bearer"})
     try:
         lease = await _take_lease(user_id=getattr(viewer, "pk", None), ip=client_ip(request))
     except connection_limits.TooManyConnections as refusal:
-        metrics.count_rejection(refusal.http_status)
-        return JsonResponse(error_body(refusal.code, refusal.message, refusal.details), status=refusal.http_status,
-                            headers={"Retry-After": str(refusal.retry_after)})
+        return _refused(refusal.http_status, refusal.code, refusal.message, refusal.details,
+                        headers={"Retry-After": str(refusal.retry_after)})
     gone = getattr(request, "scope", {}).get("scoreboard.client_gone") or asyncio.Event()
     response = StreamingHttpResponse(_LeasedStream(_events(period), lease, gone),
                                      content_type="text/event-stream")
@@ -111,6 +108,12 @@ class _LeasedStream:
     def _handed_back(self) -> connection_limits.Lease:
         lease, self._lease = self._lease, connection_limits.Lease()
         return lease
+
+
+def _refused(status: int, code: str, message: str, details: dict | None = None, *,
+             headers: dict | None = None) -> JsonResponse:
+    metrics.count_rejection(status, code)
+    return JsonResponse(error_body(code, message, details), status=status, headers=headers)
 
 
 async def _viewer(request: HttpRequest) -> Any:

@@ -158,6 +158,45 @@ async def test_websocket_gauge_follows_open_sockets(alice):
     assert await read() == before
 
 
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True)
+async def test_live_endpoint_refusals_counted_by_reason(alice):
+    from asgiref.sync import sync_to_async
+    from channels.testing import WebsocketCommunicator
+    from django.test import AsyncClient, Client
+
+    from scoreboard_project.asgi import application
+
+    reasons = ("validation", "method_not_allowed")
+    read = sync_to_async(lambda: {reason: metric(Client(), "scoreboard_rejected_requests_total", reason=reason)
+                                  for reason in reasons})
+    before = await read()
+    assert (await AsyncClient().get("/api/v1/leaderboard/stream?period=decade")).status_code == 400
+    assert (await AsyncClient().post("/api/v1/leaderboard/stream")).status_code == 405
+    socket = WebsocketCommunicator(application, "/ws/scoreboard?period=decade")
+    assert await socket.connect() == (False, 4400)
+    after = await read()
+    assert {reason: after[reason] - before[reason] for reason in reasons} == {"validation": 2, "method_not_allowed": 1}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rank_messages_and_board_broadcasts_counted(client, alice, quick_type, settings):
+    import time
+
+    from scores import broadcast, services
+
+    settings.LIVE_COALESCE_MS = 20
+    broadcast.reset()
+    before = (metric(client, "scoreboard_rank_updates_total"), metric(client, "scoreboard_broadcasts_total"))
+    action = services.start_action(user=alice, action_type_code="quick")
+    services.complete_action(user=alice, action_id=action.pk)
+    deadline = time.monotonic() + 5
+    while metric(client, "scoreboard_rank_updates_total") == before[0] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert metric(client, "scoreboard_rank_updates_total") == before[0] + 1  # alice's rank, to alice's sockets
+    assert metric(client, "scoreboard_broadcasts_total") == before[1] + 1  # the board that shows her
+
+
 @pytest.mark.redis
 @pytest.mark.django_db(transaction=True)
 def test_leaderboard_cache_miss_rebuild_then_hit(client, settings):

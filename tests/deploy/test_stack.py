@@ -10,7 +10,10 @@ against the suite's PostgreSQL and Redis.
 
 import asyncio
 import json
+import os
 import secrets
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -23,7 +26,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from deploy.stack import Stack, free_port
+from deploy.stack import BASE_DIR, Stack, free_port
 from tests.live_servers import live_env
 
 pytestmark = [
@@ -35,12 +38,12 @@ pytestmark = [
 
 
 @contextmanager
-def running_stack(**options) -> Iterator[Stack]:
+def running_stack(env: dict | None = None, **options) -> Iterator[Stack]:
     # Its own Redis key prefix (boards, counters, layer), deleted afterwards.
     prefix = f"stack-test-{secrets.token_hex(6)}"
     env = live_env(
         REDIS_KEY_PREFIX=prefix, DEBUG="false", SECRET_KEY=secrets.token_urlsafe(60), SECURE_SSL_REDIRECT="false",
-        JWT_SIGNING_KEY=django_settings.SIMPLE_JWT["SIGNING_KEY"], LOG_LEVEL="WARNING",
+        JWT_SIGNING_KEY=django_settings.SIMPLE_JWT["SIGNING_KEY"], LOG_LEVEL="WARNING", **(env or {}),
     )
     running = Stack(mode="split", env=env, **options)
     try:
@@ -190,3 +193,20 @@ def test_a_backend_that_is_down_gets_a_json_503_and_nginx_does_not_log_the_token
     assert httpx.get(f"{stack.url}/healthz", timeout=10).status_code == 200  # gunicorn still serves
     stack.stop()
     assert secret not in stack.output()
+
+
+def test_a_restart_does_not_sum_the_previous_runs_metrics(django_db_setup, tmp_path):
+    metrics_dir = tmp_path / "prometheus"
+    metrics_dir.mkdir()
+    previous_run = (
+        "from scoreboard_project import metrics; "
+        "metrics.WEBSOCKETS_OPEN.inc(5); metrics.count_completion('quick', 70)"
+    )
+    subprocess.run([sys.executable, "-c", previous_run], check=True, cwd=BASE_DIR,
+                   env={**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
+    assert list(metrics_dir.glob("*.db"))
+    with running_stack(env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)}, wsgi_workers=1, asgi_processes=1) as stack:
+        scraped = httpx.get(f"{stack.url}/metrics", timeout=10)
+    assert scraped.status_code == 200
+    assert "scoreboard_websocket_connections 0.0" in scraped.text
+    assert 'scoreboard_completions_total{action_type="quick"}' not in scraped.text
