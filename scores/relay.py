@@ -28,6 +28,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from scoreboard_project.outage_log import OutageLog
 from scores import broadcast, frames, leaderboard, shutdown
 from scores.leaderboard import periods
 
@@ -76,6 +77,8 @@ class Relay:
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()
         self._changed_periods: set[str] = set()
+        self._layer_down = OutageLog(logger, "The live relay cannot reach its channel layer or read the board")
+        self._resync_down = OutageLog(logger, "The live relay's resync failed")
 
     @property
     def latest(self) -> dict | None:
@@ -137,10 +140,11 @@ class Relay:
                 try:
                     event = received.result()
                 except Exception:  # noqa: BLE001 - the layer's connection failed; the broadcasts meanwhile are lost
-                    logger.exception("The live relay lost its channel layer: rejoining and re-reading the boards")
+                    self._layer_down.failed()  # then rejoin and re-read the boards
                     await asyncio.sleep(_LAYER_RETRY_SECONDS)
                     await self._survive(self._idle_tick(layer, channel))
                     continue
+                self._layer_down.recovered()
                 if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.boards.get(_period_of(event))):
                     self._show(event)
         finally:
@@ -161,20 +165,22 @@ class Relay:
                 # Joined before reading, so no broadcast can fall between this snapshot and the first push.
                 board = await database_sync_to_async(broadcast.current_board)()
             except Exception:  # noqa: BLE001 - the layer or the board's store is down: retry
-                logger.exception("The live relay could not join the channel layer or read the board; retrying")
+                self._layer_down.failed()
                 self._ready.set()
                 await asyncio.sleep(_LAYER_RETRY_SECONDS)
                 continue
+            self._layer_down.recovered()
             self.boards[leaderboard.ALL_TIME] = board.as_event()
             return channel
 
-    @staticmethod
-    async def _survive(step: Any) -> None:
+    async def _survive(self, step: Any) -> None:
         # One failed database or Redis read must not end the relay: its viewers would hear nothing more, silently.
         try:
             await step
         except Exception:  # noqa: BLE001 - retried at the next idle tick
-            logger.exception("The live relay's resync failed; retrying at the next tick")
+            self._resync_down.failed()
+        else:
+            self._resync_down.recovered()
 
     async def _refresh_ranks(self) -> None:
         while True:

@@ -229,7 +229,7 @@ async def test_sse_gauge_counts_open_streams(alice):
 
 @pytest.mark.redis
 async def test_a_relay_that_started_while_the_layer_was_down_feeds_its_viewers_once_it_is_back(
-    settings, alice, bob, quick_type
+    settings, alice, bob, quick_type, caplog
 ):
     from channels.layers import channel_layers
 
@@ -246,8 +246,12 @@ async def test_a_relay_that_started_while_the_layer_was_down_feeds_its_viewers_o
         assert (await stream.open())["status"] == 200
         await stream.chunk()  # retry hint
         assert (await stream.event())["data"]["data"] == []  # the join read its own snapshot
+        await asyncio.sleep(relay._LAYER_RETRY_SECONDS * 3.5)  # the relay retries its subscription meanwhile
         proxy.set_mode("forward")
-        await asyncio.sleep(relay._LAYER_RETRY_SECONDS * 2.5)  # the relay retries its subscription meanwhile
+        await asyncio.sleep(relay._LAYER_RETRY_SECONDS * 2.5)
+        logged = [record for record in caplog.records if record.name == "scores.relay"]
+        assert sum(record.exc_info is not None for record in logged) == 1  # a traceback once, not every retry
+        assert "working again" in logged[-1].getMessage()
 
         await database_sync_to_async(complete)(alice)
         event = await stream.event()
