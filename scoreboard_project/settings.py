@@ -9,12 +9,12 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
-from pythonjsonlogger.core import RESERVED_ATTRS
 
 from scoreboard_project.env import (
     database_from_url, env_bool, env_choice, env_int, env_list, env_networks, env_rate, redis_cache_and_layers,
     redis_url,
 )
+from scoreboard_project.logging_config import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -284,20 +284,4 @@ METRICS_ALLOWED_NETWORKS = env_networks("METRICS_ALLOWED_NETWORKS", "127.0.0.0/8
 
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", {"text", "json"})
 LOG_LEVEL = env_choice("LOG_LEVEL", "INFO", {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"})
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {
-            "()": "pythonjsonlogger.json.JsonFormatter",
-            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
-            # Django's loggers attach the request, whose repr holds the query string (?token=): leave it out.
-            "reserved_attrs": [*RESERVED_ATTRS, "request"],
-        },
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
-    "root": {"handlers": ["console"], "level": LOG_LEVEL},
-    # Our request log replaces Django's, which would repeat each failed request with its query string.
-    "loggers": {"django.request": {"level": "ERROR"}},
-}
+LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
