@@ -16,7 +16,7 @@ from django.db.models import F
 from scores import broadcast, leaderboard, relay, services
 from scores.consumers import CLOSE_BAD_REQUEST
 from scores.models import ActionType, ScoreEvent
-from tests.scores.test_consumers import ORIGIN, assert_silent, connect, receive, refusal, token
+from tests.scores.live_clients import ORIGIN, assert_silent, connect, receive, refusal, token
 from tests.scores.test_stream import Stream, bearer, error_of
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from scores import broadcast, leaderboard, relay, services
 from scores.models import ScoreEvent
-from tests.scores.test_consumers import connect, receive
+from tests.scores.live_clients import connect, receive
 
 User = get_user_model()
 
