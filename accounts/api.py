@@ -7,11 +7,10 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer
-from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.authentication import refuse_if_banned
 from accounts.serializers import LoginSerializer, RefreshTokenSerializer, RegisterSerializer
-from accounts.services import register_user, rotate_refresh_token
+from accounts.services import register_user, revoke_refresh_token, rotate_refresh_token
 from scoreboard_project.ratelimits import by_ip, rate_limit
 from scores import leaderboard
 
@@ -78,7 +77,7 @@ class LogoutView(CredentialView):
         body = RefreshTokenSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         try:
-            RefreshToken(body.validated_data["refreshToken"]).blacklist()
+            revoke_refresh_token(body.validated_data["refreshToken"])
         except TokenError as exc:
             raise InvalidToken(exc.args[0]) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)

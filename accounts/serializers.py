@@ -21,6 +21,21 @@ class RegisterSerializer(serializers.Serializer):
     )
     email = serializers.EmailField(max_length=254, required=False, allow_blank=True, default="")
 
+    # The account stores the names as create_user normalises them (NFKC username, lower-cased email domain), which
+    # can lengthen them or make two spellings one name: the limits and the uniqueness check apply to that form.
+    def validate_username(self, value: str) -> str:
+        value = User.normalize_username(value)
+        if len(value) > 150:
+            raise serializers.ValidationError("Ensure this field has no more than 150 characters.")
+        User.username_validator(value)
+        return value
+
+    def validate_email(self, value: str) -> str:
+        value = User.objects.normalize_email(value)
+        if len(value) > 254:
+            raise serializers.ValidationError("Ensure this field has no more than 254 characters.")
+        return value
+
     def validate(self, attrs: dict) -> dict:
         candidate = User(username=attrs["username"], email=attrs.get("email", ""))
         try:

@@ -1,5 +1,7 @@
 """Account writes: registration, refresh-token rotation, bans."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -27,6 +29,7 @@ class UsernameTaken(ScoreboardError):
 
 def register_user(*, username: str, password: str, email: str = "") -> User:
     """Create a player account. Raises UsernameTaken."""
+    username = User.normalize_username(username)  # as create_user will store it
     if User.objects.filter(username__iexact=username).exists():
         raise UsernameTaken(username=username)
     try:
@@ -42,19 +45,36 @@ def rotate_refresh_token(raw_token: str) -> dict:
     simplejwt checks the blacklist and then adds to it without a lock, so several refreshes with one token at once
     could each succeed; the token's row is locked first, and the ones after the first see it blacklisted.
     """
-    with transaction.atomic():
-        try:
-            token = RefreshToken(raw_token)
-            User._meta.pk.to_python(token.get(jwt_settings.USER_ID_CLAIM))
-            jti = token[jwt_settings.JTI_CLAIM]
-            list(OutstandingToken.objects.select_for_update().filter(jti=jti).values_list("pk"))
-            tokens = TokenRefreshSerializer(data={"refresh": raw_token})
-            tokens.is_valid(raise_exception=True)
-        except User.DoesNotExist:
-            raise TokenError("The token's user no longer exists.") from None
-        except (OverflowError, ValueError, TypeError, DjangoValidationError):  # signed, with an unreadable claim
-            raise TokenError("The token contains an unreadable claim.") from None
+    with transaction.atomic(), _unreadable_token_is_a_token_error():
+        token = _readable_refresh_token(raw_token)
+        list(OutstandingToken.objects.select_for_update().filter(jti=token[jwt_settings.JTI_CLAIM]).values_list("pk"))
+        tokens = TokenRefreshSerializer(data={"refresh": raw_token})
+        tokens.is_valid(raise_exception=True)
         return tokens.validated_data
+
+
+def revoke_refresh_token(raw_token: str) -> None:
+    """Blacklist a refresh token (log out). Raises TokenError."""
+    with _unreadable_token_is_a_token_error():
+        _readable_refresh_token(raw_token).blacklist()
+
+
+def _readable_refresh_token(raw_token: str) -> RefreshToken:
+    token = RefreshToken(raw_token)
+    User._meta.pk.to_python(token.get(jwt_settings.USER_ID_CLAIM))
+    return token
+
+
+@contextmanager
+def _unreadable_token_is_a_token_error() -> Iterator[None]:
+    # Only a holder of the signing key can make these: a signed token with an `exp` past any date or an id that
+    # is not a UUID, or one whose user was deleted. They are bad tokens (401), not server errors.
+    try:
+        yield
+    except User.DoesNotExist:
+        raise TokenError("The token's user no longer exists.") from None
+    except (OverflowError, ValueError, TypeError, DjangoValidationError):
+        raise TokenError("The token contains an unreadable claim.") from None
 
 
 def ban_user(*, user_id: Any) -> User:

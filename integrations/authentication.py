@@ -50,7 +50,7 @@ def verify_signature(request: Request, *, secret: str) -> None:
     signature = request.META.get("HTTP_X_SIGNATURE", "")
     try:
         skew = abs(time.time() - int(timestamp))
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: more digits than a float holds
         raise BadSignature("X-Timestamp must be the Unix time in seconds.") from None
     if skew > settings.API_SIGNATURE_MAX_SKEW_SECONDS:
         raise BadSignature("X-Timestamp is too far from the server's clock.")

@@ -3,7 +3,7 @@
 import logging
 import sys
 
-from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -100,6 +100,8 @@ def _api_response(exc: Exception, context: dict) -> Response | None:
         return response
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("payload_too_large", "The request body is too large."), status=413)
+    if isinstance(exc, SuspiciousOperation):  # e.g. more query parameters than DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return Response(error_body("malformed_request", "The request is malformed."), status=400)
     if isinstance(exc, Ratelimited):
         # django-ratelimit's own decorator raises a PermissionDenied subclass; a limit is a 429, not a 403.
         response = Response(error_body("rate_limited", "Too many requests; try again later."), status=429)

@@ -1,3 +1,5 @@
+from datetime import timezone as dt_timezone
+
 from django.contrib.auth import get_user_model
 from django.utils.dateparse import parse_datetime
 from rest_framework import status
@@ -60,8 +62,11 @@ class NewestFirst(CursorPagination):
         cursor = super().decode_cursor(request)
         if cursor is not None and cursor.position is not None:
             try:
-                valid = parse_datetime(cursor.position) is not None
-            except ValueError:
+                position = parse_datetime(cursor.position)
+                if position is not None and position.tzinfo is not None:
+                    position.astimezone(dt_timezone.utc)  # OverflowError for a date whose UTC is out of range
+                valid = position is not None
+            except (ValueError, OverflowError):
                 valid = False
             if not valid:
                 raise NotFound(self.invalid_cursor_message)
