@@ -69,9 +69,10 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         try:
             await super().__call__(scope, receive, send)
-        except asyncio.CancelledError:
-            # An ASGI server cancelling the application (daphne's kill_all_applications on shutdown, when it works)
-            # sends no websocket.disconnect: give the connection counts back here, or they stay until their TTL.
+        except BaseException:
+            # An ASGI server cancelling the application (daphne's kill_all_applications on shutdown, when it works),
+            # or an error in a handler, comes with no websocket.disconnect: give the connection counts back here,
+            # or they stay until their TTL (with Redis, for as long as this process heartbeats its share).
             await asyncio.shield(self.disconnect(CLOSE_GOING_AWAY))
             raise
 
@@ -167,7 +168,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             return
         try:
             message = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: "[[[[…" nested past the parser's limit
             await self.send(text_data=_error("bad_json", "Frames must be JSON objects."))
             return
         if isinstance(message, dict) and message.get("type") == "ping":
@@ -196,7 +197,10 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
 
     async def rank_update(self, event: dict) -> None:
         """The user's own score changed (scores.broadcast, through the user's group)."""
-        if event["version"] > self.rank_version:
+        # The same version too: a ban moves players without adding a ledger row.
+        if event["version"] > self.rank_version or (
+            event["version"] == self.rank_version and _rank_and_score(event["text"]) != self.rank_shown
+        ):
             await self._send_rank(event["text"], event["version"])
 
     async def show_rank(self, *, rank: int, score: int, version: int) -> None:
@@ -205,9 +209,13 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
             await self._send_rank(broadcast.rank_text(rank=rank, score=score, version=version), version)
 
     async def _send_rank(self, text: str, version: int) -> None:
-        shown = json.loads(text)
-        self.rank_version, self.rank_shown = version, (shown["rank"], shown["score"])
+        self.rank_version, self.rank_shown = version, _rank_and_score(text)
         await self.send(text_data=text)
+
+
+def _rank_and_score(rank_text: str) -> tuple[int, int]:
+    shown = json.loads(rank_text)
+    return shown["rank"], shown["score"]
 
 
 class NotFoundConsumer(AsyncWebsocketConsumer):

@@ -28,7 +28,10 @@ class Refused(Exception):
 
 def origin_allowed(origin: str) -> bool:
     """True if a browser Origin names one of ALLOWED_HOSTS (any port, http or https)."""
-    parts = urlsplit(origin)
+    try:
+        parts = urlsplit(origin)
+    except ValueError:  # e.g. "http://[": not a URL at all
+        return False
     if parts.scheme not in ("http", "https") or not parts.netloc:
         return False
     domain, _port = split_domain_port(parts.netloc)

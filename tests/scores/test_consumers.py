@@ -73,6 +73,33 @@ async def test_bad_frames_get_an_error_and_the_socket_stays_open(viewer, frame, 
     assert await receive(viewer) == {"type": "pong"}
 
 
+async def test_json_nested_past_the_parsers_limit_is_bad_json_and_the_socket_stays_open(viewer):
+    await viewer.send_to(text_data="[" * 2000)  # under LIVE_MAX_FRAME_BYTES
+    reply = await receive(viewer)
+    assert reply["type"] == "error" and reply["error"]["code"] == "bad_json"
+    await viewer.send_json_to({"type": "ping"})
+    assert await receive(viewer) == {"type": "pong"}
+
+
+async def test_a_socket_whose_handler_fails_gives_its_connection_slot_back(alice, settings):
+    from channels.layers import get_channel_layer
+
+    from scores import connection_limits
+
+    settings.MAX_CONNECTIONS_PER_USER = 1
+    ws, connected, _ = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert connected
+    await receive(ws)
+    await get_channel_layer().group_send(broadcast.user_group(alice.pk), {"type": "no.such.handler"})
+    with pytest.raises(ValueError):
+        await ws.receive_output(timeout=3)
+    count = await database_sync_to_async(connection_limits.open_connections)(user_id=alice.pk)
+    assert count == 0
+    again, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}")
+    assert connected, code  # not refused with 4429 for a socket that is gone
+    await again.disconnect()
+
+
 async def test_binary_frame_closes_with_1003(viewer):
     await viewer.send_to(bytes_data=b"\x00\x01")
     assert await viewer.receive_output(timeout=3) == {"type": "websocket.close", "code": 1003}
@@ -165,3 +192,19 @@ async def test_entering_the_top_10_pushes_a_rank_update_to_the_user_pushed_out(m
     assert [e["username"] for e in board["payload"]][-2:] == ["player10", "player8"]
     assert got["rank_update"] == {"type": "rank_update", "score": 20, "rank": 11, "version": board["version"]}
     await pushed.disconnect()
+
+
+async def test_a_viewer_moved_up_by_a_ban_hears_its_new_rank_at_once(alice, bob, quick_type, settings):
+    from accounts.services import ban_user
+
+    settings.LIVE_RANK_REFRESH_SECONDS = 60  # not the periodic re-read: the ban's own flush
+    for user in (alice, alice, bob):
+        await database_sync_to_async(complete)(user)
+    await asyncio.sleep(0.2)
+    ws, version, mine = await connect_ranked(bob)
+    assert mine["rank"] == 2
+    await database_sync_to_async(ban_user)(user_id=alice.pk)
+    messages = await receive_by_type(ws, 2)
+    assert [entry["username"] for entry in messages["top_scores_update"]["payload"]] == ["bob"]
+    assert messages["rank_update"] == {"type": "rank_update", "score": 10, "rank": 1, "version": version}
+    await ws.disconnect()

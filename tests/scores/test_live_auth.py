@@ -71,7 +71,7 @@ async def test_foreign_origin_is_refused_even_with_session_or_token(alice, sessi
     assert (connected, code) == (False, 4403)
 
 
-@pytest.mark.parametrize("origin", [b"null", b"localhost", b"ftp://localhost"])
+@pytest.mark.parametrize("origin", [b"null", b"localhost", b"ftp://localhost", b"http://[", b"https://[::1"])
 async def test_malformed_origin_is_refused(alice, origin):
     _, connected, code = await connect(f"/ws/scoreboard?token={token(alice)}", headers=[(b"origin", origin)])
     assert (connected, code) == (False, 4403)
