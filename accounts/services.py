@@ -88,6 +88,7 @@ def ban_user(*, user_id: Any) -> User:
                 BlacklistedToken.objects.get_or_create(token=token)
             transaction.on_commit(partial(leaderboard.remove_user, user_id=user.pk))
             transaction.on_commit(partial(broadcast.score_changed, user_id=user.pk))  # viewers see them go
+            transaction.on_commit(partial(broadcast.account_banned, user_id=user.pk))  # their own sockets end
     return user
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.conf import settings
 from django.db import connection, transaction
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 BOARD_GROUP = "scoreboard.board"
 BOARD_EVENT = "board.update"
 RANK_EVENT = "rank.update"
+BAN_EVENT = "account.banned"
 BOARD_SIZE = 10
 
 
@@ -126,6 +128,19 @@ def score_changed(*, user_id: Any) -> None:
             _flusher.schedule(settings.LIVE_COALESCE_MS / 1000)
     except Exception:  # noqa: BLE001 - a broken push must never fail the write that triggered it
         logger.exception("Could not schedule a live broadcast")
+
+
+def account_banned(*, user_id: Any) -> None:
+    """After a ban commits: every server process ends the user's open WebSockets and SSE streams. Never raises."""
+    event = {"type": BAN_EVENT, "user_id": str(user_id)}
+    try:
+        layer = get_channel_layer()
+        if isinstance(layer, InMemoryChannelLayer):
+            _deliver([(BOARD_GROUP, event)])
+        else:  # not the flusher's loop, which its own thread may be running: bans are rare, a loop each is fine
+            async_to_sync(layer.group_send)(BOARD_GROUP, event)
+    except Exception:  # noqa: BLE001 - the ban itself stands; their sockets then last until they reconnect
+        logger.exception("Could not tell the live servers about a ban")
 
 
 def reset() -> None:

@@ -135,7 +135,7 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         metrics.WEBSOCKETS_OPEN.inc()
         self.counted_open = True
         self.board_relay = relay.for_this_loop()
-        board = await self.board_relay.join(self, period)
+        board = await self.board_relay.join(self, period, user_id=user.pk if user is not None else None)
         self.board = relay.LatestBoard(board)
         await self.send(text_data=board["ws"])
         if user is not None:
@@ -194,6 +194,11 @@ class LeaderboardConsumer(AsyncWebsocketConsumer):
         if lease is not None:
             await connection_limits.arelease(lease)
         self.released.set()
+
+    async def banned(self) -> None:
+        """The user was banned while watching (scores/relay.py): say so, as at connect, and close with 4403."""
+        await self.send(text_data=_error("banned", "This account is banned."))
+        await self.close(code=CLOSE_FORBIDDEN_ORIGIN)
 
     async def rank_update(self, event: dict) -> None:
         """The user's own score changed (scores.broadcast, through the user's group)."""

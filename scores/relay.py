@@ -47,6 +47,8 @@ class Viewer(Protocol):
 
     async def going_away(self) -> None: ...
 
+    async def banned(self) -> None: ...
+
 
 class RankedViewer(Viewer, Protocol):
     async def show_rank(self, *, rank: int, score: int, version: int) -> None: ...
@@ -72,7 +74,8 @@ class Relay:
         self.viewers: set[Viewer] = set()
         self.boards: dict[str, dict] = {}  # period -> the latest board event
         self._watching: dict[str, set[Viewer]] = {period: set() for period in leaderboard.PERIODS}
-        self._ranked: dict[RankedViewer, str] = {}  # signed-in viewer -> user id
+        self._ranked: dict[RankedViewer, str] = {}  # signed-in WebSocket viewer -> user id (for its rank)
+        self._owners: dict[Viewer, str] = {}  # every signed-in viewer -> user id (for a ban)
         self._task: asyncio.Task | None = None
         self._ready = asyncio.Event()
         self._changed = asyncio.Event()
@@ -85,9 +88,12 @@ class Relay:
         """The latest all-time board."""
         return self.boards.get(leaderboard.ALL_TIME)
 
-    async def join(self, viewer: Viewer, period: str = leaderboard.ALL_TIME) -> dict:
-        """Add `viewer` to `period`'s viewers; return that board (its snapshot). Later ones arrive via viewer.push."""
+    async def join(self, viewer: Viewer, period: str = leaderboard.ALL_TIME, *, user_id: Any = None) -> dict:
+        """Add `viewer` to `period`'s viewers; return that board (its snapshot). Later ones arrive via viewer.push.
+        A signed-in viewer names its user, so that a ban ends it (viewer.banned)."""
         self.viewers.add(viewer)
+        if user_id is not None:
+            self._owners[viewer] = str(user_id)
         self._watching[period].add(viewer)
         if self._task is None or self._task.done():
             self._ready.clear()
@@ -106,6 +112,7 @@ class Relay:
     def leave(self, viewer: Viewer) -> None:
         self.viewers.discard(viewer)
         self._ranked.pop(viewer, None)  # type: ignore[call-overload]
+        self._owners.pop(viewer, None)
         for watching in self._watching.values():
             watching.discard(viewer)
 
@@ -147,6 +154,8 @@ class Relay:
                 self._layer_down.recovered()
                 if event.get("type") == broadcast.BOARD_EVENT and _newer(event, self.boards.get(_period_of(event))):
                     self._show(event)
+                elif event.get("type") == broadcast.BAN_EVENT:
+                    await self._end_viewers_of(event["user_id"])
         finally:
             fan_out.cancel()
             ranks.cancel()
@@ -200,6 +209,14 @@ class Relay:
                         await viewer.show_rank(rank=rank, score=score, version=version)
                     except Exception:  # noqa: BLE001 - one broken socket must not stop the others
                         logger.exception("Could not send a rank update to a viewer")
+
+    async def _end_viewers_of(self, user_id: str) -> None:
+        for viewer in [viewer for viewer, owner in self._owners.items() if owner == user_id]:
+            self.leave(viewer)
+            try:
+                await viewer.banned()
+            except Exception:  # noqa: BLE001 - one broken socket must not keep the others open
+                logger.exception("Could not end a banned user's live connection")
 
     def _show(self, event: dict) -> None:
         period = _period_of(event)

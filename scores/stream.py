@@ -6,6 +6,7 @@ credentials as the WebSocket (Bearer header, ?token= or the session), same coale
 """
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -42,7 +43,7 @@ async def leaderboard_stream(request: HttpRequest) -> HttpResponse:
         return _refused(refusal.http_status, refusal.code, refusal.message, refusal.details,
                         headers={"Retry-After": str(refusal.retry_after)})
     gone = getattr(request, "scope", {}).get("scoreboard.client_gone") or asyncio.Event()
-    response = StreamingHttpResponse(_LeasedStream(_events(period), lease, gone),
+    response = StreamingHttpResponse(_LeasedStream(_events(period, getattr(viewer, "pk", None)), lease, gone),
                                      content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"  # a buffering proxy would hold events back
@@ -127,6 +128,9 @@ async def _viewer(request: HttpRequest) -> Any:
     return viewer_or_refuse(await session_user(request))
 
 
+_BANNED_EVENT = f"event: error\ndata: {json.dumps(error_body('banned', 'This account is banned.'))}\n\n"
+
+
 class _StreamViewer:
     """Holds only the newest board not yet written: a slow client skips boards instead of queueing them."""
 
@@ -135,9 +139,15 @@ class _StreamViewer:
         self.wake = asyncio.Event()
         self.ended = asyncio.Event()
         self.stopping = False
+        self.was_banned = False
 
     async def push(self, event: dict) -> None:
         self.pending = event
+        self.wake.set()
+
+    async def banned(self) -> None:
+        """The user was banned while watching (scores/relay.py): an `error` event, then the stream ends."""
+        self.was_banned = True
         self.wake.set()
 
     async def going_away(self) -> None:
@@ -150,11 +160,11 @@ class _StreamViewer:
             pass
 
 
-async def _events(period: str) -> AsyncIterator[str]:
+async def _events(period: str, user_id: Any) -> AsyncIterator[str]:
     board_relay, viewer = relay.for_this_loop(), _StreamViewer()
     try:
         yield f"retry: {settings.LIVE_SSE_RETRY_MS}\n\n"
-        board = await board_relay.join(viewer, period)
+        board = await board_relay.join(viewer, period, user_id=user_id)
         sent = relay.LatestBoard(board)
         # Always, even to a client resuming with Last-Event-ID equal to this version: a ban or a day's rollover
         # changes the board without a new version, so the id cannot say the client holds this board.
@@ -166,6 +176,9 @@ async def _events(period: str) -> AsyncIterator[str]:
                 yield ": keep-alive\n\n"
                 continue
             viewer.wake.clear()
+            if viewer.was_banned:  # the client's reconnect then gets the 403
+                yield _BANNED_EVENT
+                return
             if viewer.stopping:
                 return
             if sent.take(viewer.pending):

@@ -260,3 +260,36 @@ async def test_a_relay_that_started_while_the_layer_was_down_feeds_its_viewers_o
     finally:
         proxy.close()
         channel_layers.backends.clear()
+
+
+async def test_a_ban_ends_the_users_open_websockets_and_streams_and_no_one_elses(alice, bob, quick_type):
+    from accounts.services import ban_user
+    from scores import connection_limits
+    from tests.scores.live_clients import connect, receive, token
+
+    socket, _, _ = await connect(f"/ws/scoreboard?token={token(alice)}")
+    await receive(socket)
+    bystander, _, _ = await connect(f"/ws/scoreboard?token={token(bob)}")
+    await receive(bystander)
+    stream = Stream(headers=[bearer(alice)])
+    assert (await stream.open())["status"] == 200
+    await stream.chunk()  # retry hint
+    await stream.event()  # snapshot
+
+    await database_sync_to_async(ban_user)(user_id=alice.pk)
+
+    told = await receive(socket)
+    assert told["type"] == "error" and told["error"]["code"] == "banned"
+    assert await socket.receive_output(timeout=3) == {"type": "websocket.close", "code": 4403}
+    await socket.disconnect()
+    ended = await stream.event()
+    assert ended["event"] == "error" and ended["data"]["error"]["code"] == "banned"
+    assert (await stream.communicator.receive_output(timeout=3)).get("more_body", False) is False
+    count = await database_sync_to_async(connection_limits.open_connections)(user_id=alice.pk)
+    assert count == 0
+
+    await database_sync_to_async(complete)(bob)  # the bystander still watches
+    while (board := await receive(bystander))["type"] != "top_scores_update":
+        pass
+    assert [entry["username"] for entry in board["payload"]] == ["bob"]
+    await bystander.disconnect()
