@@ -10,15 +10,9 @@ from channels.db import database_sync_to_async
 from scores import broadcast
 from tests.scores.live_clients import assert_silent, complete, connect, receive, token
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fresh_broadcast_state(settings):
-    settings.LIVE_COALESCE_MS = 50
-    broadcast.reset()
-    yield
-    broadcast.reset()
+pytestmark = [
+    pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_broadcasts"),
+]
 
 
 async def receive_by_type(communicator, count: int) -> dict:

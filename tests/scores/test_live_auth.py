@@ -8,18 +8,11 @@ from django.test import Client
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.services import ban_user
-from scores import broadcast
 from tests.scores.live_clients import ORIGIN, assert_silent, complete, connect, receive, refusal, token
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fresh_broadcast_state(settings):
-    settings.LIVE_COALESCE_MS = 50
-    broadcast.reset()
-    yield
-    broadcast.reset()
+pytestmark = [
+    pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_broadcasts"),
+]
 
 
 @pytest.fixture

@@ -13,21 +13,15 @@ import time_machine
 from channels.db import database_sync_to_async
 from django.db.models import F
 
-from scores import broadcast, leaderboard, relay, services
+from scores import leaderboard, relay, services
 from scores.consumers import CLOSE_BAD_REQUEST
 from scores.models import ActionType, ScoreEvent
 from tests.scores.live_clients import ORIGIN, assert_silent, connect, receive, refusal, token
 from tests.scores.test_stream import Stream, bearer, error_of
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def fresh_broadcast_state(settings):
-    settings.LIVE_COALESCE_MS = 50
-    broadcast.reset()
-    yield
-    broadcast.reset()
+pytestmark = [
+    pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_broadcasts"),
+]
 
 
 def give(user, points: int) -> None:

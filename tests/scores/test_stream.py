@@ -14,17 +14,11 @@ from scoreboard_project.asgi import application
 from scores import broadcast, relay, services
 from tests.tcp_proxy import TcpProxy
 
-pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.asyncio, pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("quick_broadcasts"),
+]
 
 PATH = "/api/v1/leaderboard/stream"
-
-
-@pytest.fixture(autouse=True)
-def fresh_broadcast_state(settings):
-    settings.LIVE_COALESCE_MS = 50
-    broadcast.reset()
-    yield
-    broadcast.reset()
 
 
 def complete(user) -> None:
