@@ -122,7 +122,7 @@ def test_rejected_requests_counted_by_reason(client, anon, as_alice, as_bob, ali
     assert as_alice.put(f"/api/v1/users/me/actions/{quick_id}", {"status": "paused"}, format="json").status_code == 400
     assert as_bob.put(f"/api/v1/users/{alice.pk}/actions/{quick_id}", {"status": "completed"},
                       format="json").status_code == 403
-    settings.RATE_LIMIT_START_ACTION = "1/m"
+    settings.RATE_LIMIT_START_ACTION = "1/h"
     statuses = [as_bob.post("/api/v1/users/me/actions", {"actionType": "quick"}, format="json").status_code
                 for _ in range(2)]
     assert statuses[-1] == 429

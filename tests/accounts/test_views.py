@@ -99,7 +99,7 @@ def test_logout_get_asks_and_post_signs_out(alice):
     assert client.get("/play").status_code == 302
 
 
-@override_settings(RATE_LIMIT_LOGIN="2/m")
+@override_settings(RATE_LIMIT_LOGIN="2/h")
 def test_login_page_shares_the_per_ip_sign_in_limit(alice):
     client = Client(REMOTE_ADDR="10.44.0.1")
     for _ in range(2):
@@ -112,7 +112,7 @@ def test_login_page_shares_the_per_ip_sign_in_limit(alice):
     assert "_auth_user_id" not in client.session
 
 
-@override_settings(RATE_LIMIT_REGISTER="1/m")
+@override_settings(RATE_LIMIT_REGISTER="1/h")
 def test_register_page_shares_the_per_ip_registration_limit():
     client = Client(REMOTE_ADDR="10.44.0.2")
     form = {"username": "first", "password1": "a-long-unusual-phrase", "password2": "a-long-unusual-phrase"}

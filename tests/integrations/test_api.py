@@ -116,7 +116,7 @@ def test_award_to_a_banned_user_is_refused(make_api_client, alice, quick_type):
 
 
 def test_award_rate_limit_per_client(settings, make_api_client, alice, quick_type):
-    settings.RATE_LIMIT_API_CLIENT = "2/m"
+    settings.RATE_LIMIT_API_CLIENT = "2/h"
     _, raw_key, _ = make_api_client()
     body = {"userId": str(alice.pk), "actionType": "quick"}
     assert [post(raw_key, body, key=f"k{n}").status_code for n in range(2)] == [200, 200]

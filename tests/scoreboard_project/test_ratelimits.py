@@ -23,7 +23,7 @@ def _assert_limited(response) -> None:
 
 
 def test_starting_is_limited_per_user_with_429_and_nothing_stored(settings, as_alice, as_bob, quick_type):
-    settings.RATE_LIMIT_START_ACTION = "2/m"
+    settings.RATE_LIMIT_START_ACTION = "2/h"
     assert [_start(as_alice).status_code for _ in range(2)] == [201, 201]
 
     _assert_limited(_start(as_alice))
@@ -32,7 +32,7 @@ def test_starting_is_limited_per_user_with_429_and_nothing_stored(settings, as_a
 
 
 def test_completing_is_limited_per_user(settings, as_alice, alice, quick_type):
-    settings.RATE_LIMIT_COMPLETE_ACTION = "1/m"
+    settings.RATE_LIMIT_COMPLETE_ACTION = "1/h"
     first, second = (_start(as_alice).json()["actionId"] for _ in range(2))
     assert as_alice.put(f"/api/v1/users/me/actions/{first}", {"status": "completed"}, format="json").status_code == 200
 
@@ -43,14 +43,14 @@ def test_completing_is_limited_per_user(settings, as_alice, alice, quick_type):
 
 
 def test_login_is_limited_per_ip_even_with_the_right_password(settings, anon, alice):
-    settings.RATE_LIMIT_LOGIN = "3/m"
+    settings.RATE_LIMIT_LOGIN = "3/h"
     credentials = {"username": "alice", "password": "correct-horse-battery"}
     assert [anon.post("/api/v1/auth/login", credentials, format="json").status_code for _ in range(3)] == [200] * 3
     _assert_limited(anon.post("/api/v1/auth/login", credentials, format="json"))
 
 
 def test_register_is_limited_per_ip_and_creates_nobody(settings, anon):
-    settings.RATE_LIMIT_REGISTER = "1/m"
+    settings.RATE_LIMIT_REGISTER = "1/h"
     body = {"username": "newcomer", "password": "a-long-unusual-passphrase"}
     assert anon.post("/api/v1/auth/register", body, format="json").status_code == 201
 
@@ -59,7 +59,7 @@ def test_register_is_limited_per_ip_and_creates_nobody(settings, anon):
 
 
 def test_limits_can_be_switched_off(settings, anon, alice):
-    settings.RATE_LIMIT_LOGIN = "1/m"
+    settings.RATE_LIMIT_LOGIN = "1/h"
     settings.RATELIMIT_ENABLE = False
     credentials = {"username": "alice", "password": "correct-horse-battery"}
     assert {anon.post("/api/v1/auth/login", credentials, format="json").status_code for _ in range(3)} == {200}
@@ -96,7 +96,7 @@ def test_unreachable_counter_store_fails_closed_when_configured(settings, as_ali
 def test_counts_live_in_redis_where_every_process_sees_them(settings, as_alice, alice, quick_type):
     from django.core.cache.backends.redis import RedisCache
 
-    settings.RATE_LIMIT_START_ACTION = "5/m"
+    settings.RATE_LIMIT_START_ACTION = "5/h"
     assert isinstance(caches["ratelimit"], RedisCache)
     for _ in range(2):
         _start(as_alice)
@@ -108,5 +108,5 @@ def test_counts_live_in_redis_where_every_process_sees_them(settings, as_alice, 
     class _Request:
         method = "POST"
 
-    usage = get_usage(_Request(), group="actions.start", key=lambda *_: f"user:{alice.pk}", rate="5/m")
+    usage = get_usage(_Request(), group="actions.start", key=lambda *_: f"user:{alice.pk}", rate="5/h")
     assert usage["count"] == 2

@@ -171,7 +171,7 @@ def test_script_username_is_escaped_on_the_board_page(client, make_user, quick_t
 
 
 def test_spoofed_x_forwarded_for_does_not_dodge_the_login_limit(settings, anon, alice):
-    settings.RATE_LIMIT_LOGIN = "3/m"
+    settings.RATE_LIMIT_LOGIN = "3/h"
     settings.TRUSTED_PROXY_COUNT = 0
     credentials = {"username": "alice", "password": "wrong"}
     statuses = [
@@ -183,7 +183,7 @@ def test_spoofed_x_forwarded_for_does_not_dodge_the_login_limit(settings, anon, 
 
 def test_spoofed_x_forwarded_for_behind_a_trusted_proxy(settings, anon, alice):
     # Behind one proxy the client can only prepend entries; the proxy-appended address is what counts.
-    settings.RATE_LIMIT_LOGIN = "2/m"
+    settings.RATE_LIMIT_LOGIN = "2/h"
     settings.TRUSTED_PROXY_COUNT = 1
     credentials = {"username": "alice", "password": "wrong"}
     statuses = [
@@ -195,7 +195,7 @@ def test_spoofed_x_forwarded_for_behind_a_trusted_proxy(settings, anon, alice):
 
 
 def test_flooding_starts_hits_the_rate_limit(settings, as_alice, quick_type):
-    settings.RATE_LIMIT_START_ACTION = "3/m"
+    settings.RATE_LIMIT_START_ACTION = "3/h"
     settings.MAX_OPEN_ACTIONS_PER_USER = 10
     statuses = [as_alice.post(ACTIONS, {"actionType": "quick"}, format="json").status_code for _ in range(5)]
     assert statuses == [201, 201, 201, 429, 429]
